@@ -1,0 +1,87 @@
+"""RecBole's ``Config`` with the plugin's models and YAML defaults layered in.
+
+RecBole 1.2.1 only reads YAML defaults from its own package (``recbole/properties``) and only
+finds models inside ``recbole.model``: a plugin model's YAML would be silently ignored. This
+subclass keeps RecBole's layering and adds the plugin's ``properties/`` on top of it:
+
+    RecBole overall -> RecBole model -> RecBole dataset -> RecBole model-type defaults
+    -> plugin overall -> plugin model -> plugin dataset
+    -> user config files -> config dict -> command line
+"""
+
+import os
+
+from recbole.config import Config
+from recbole.utils import ModelType
+
+from .errors import PluginError
+from .model import get_model_class
+
+
+
+def _find_properties_dir():
+    """``properties/`` ships inside the installed package; in a source checkout it sits beside it."""
+    package_dir = os.path.dirname(os.path.abspath(__file__))
+    for candidate in (os.path.join(package_dir, "properties"), os.path.join(package_dir, os.pardir, "properties")):
+        if os.path.isdir(candidate):
+            return os.path.normpath(candidate)
+    raise PluginError(f"the plugin's properties/ folder is missing next to {package_dir}: reinstall the package")
+
+
+PROPERTIES_DIR = _find_properties_dir()
+
+
+def plugin_yaml_files(model_name, dataset_name):
+    """The plugin's default YAML files for a model and dataset, lowest priority first."""
+    candidates = [
+        os.path.join(PROPERTIES_DIR, "overall.yaml"),
+        os.path.join(PROPERTIES_DIR, "model", f"{model_name}.yaml"),
+        os.path.join(PROPERTIES_DIR, "dataset", f"{dataset_name}.yaml"),
+    ]
+    return [path for path in candidates if os.path.isfile(path)]
+
+
+class PluginConfig(Config):
+    """``Config`` that knows the plugin's models and reads the plugin's YAML defaults."""
+
+    def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None):
+        for path in config_file_list or []:
+            if not os.path.isfile(path):
+                raise PluginError(f"config file '{path}' does not exist: check the path given to --config_files")
+        super().__init__(model, dataset, config_file_list, config_dict)
+
+    def _load_cmd_line(self):
+        """Options come from the caller (run/run.py passes its command line as config_dict), not from sys.argv."""
+        return dict()
+
+    def _get_model_and_dataset(self, model, dataset):
+        if model is None:
+            model = self.external_config_dict.get("model")
+        if model is None:
+            raise PluginError("no model given: pass --model=NAME (e.g. --model=GRU4RecPlus)")
+        if dataset is None:
+            dataset = self.external_config_dict.get("dataset")
+        if dataset is None:
+            raise PluginError("no dataset given: pass --dataset=NAME (e.g. --dataset=ml-100k)")
+        model_class = get_model_class(model) if isinstance(model, str) else model
+        return model_class.__name__, model_class, dataset
+
+    def _load_internal_config_dict(self, model, model_class, dataset):
+        super()._load_internal_config_dict(model, model_class, dataset)
+        for path in plugin_yaml_files(model, dataset):
+            config_dict = self._update_internal_config_dict(path)
+            if config_dict and os.path.basename(os.path.dirname(path)) == "dataset":
+                self.parameters["Dataset"] += [k for k in config_dict if k not in self.parameters["Dataset"]]
+
+    def _set_default_parameters(self):
+        # RecBole refuses sequential models with loss_type CE unless the user also switches off
+        # training negatives, which its overall.yaml switches on: do that for them, unless they
+        # asked for negatives explicitly.
+        final = self.final_config_dict
+        if (
+            final.get("MODEL_TYPE") == ModelType.SEQUENTIAL
+            and final.get("loss_type") == "CE"
+            and "train_neg_sample_args" not in self.external_config_dict
+        ):
+            final["train_neg_sample_args"] = None
+        super()._set_default_parameters()

@@ -1,0 +1,139 @@
+"""RecBole's sequential dataset without prefix augmentation of the training part.
+
+RecBole's ``SequentialDataset`` turns every event into a row holding up to
+``MAX_ITEM_LIST_LENGTH`` previous items, for training, validation and test alike: O(events ×
+history) memory and time. Session-parallel training needs only the training events in order.
+``SessionParallelDataset`` therefore splits *targets* exactly as RecBole splits its prefix rows
+(leave-one-out or ratio split per user, time order), keeps the training events as they are,
+and builds RecBole's list-field rows only for the validation and test targets, so that those go
+through RecBole's unchanged full-sort evaluator.
+"""
+
+import numpy as np
+import torch
+from recbole.data.dataset import SequentialDataset
+from recbole.data.interaction import Interaction
+
+from ..errors import PluginError
+from .session_parallel import TrainingSessions
+from .sessions import first_event_of_session, session_starts
+
+
+def leave_one_out_counts(n_targets, mode):
+    """Per user, how many of its last targets go to validation and to test (RecBole's 'LS' split)."""
+    n_eval = {"valid_and_test": 2, "valid_only": 1, "test_only": 1}.get(mode)
+    if n_eval is None:
+        raise PluginError(f"eval_args split LS: '{mode}' is not one of valid_and_test, valid_only, test_only")
+    n_held = np.clip(n_targets - 1, 0, n_eval)  # RecBole keeps at least one target for training
+    if mode == "valid_and_test":  # a user with a single held-out target gives it to test
+        return (n_held == 2).astype(np.int64), np.minimum(n_held, 1)
+    if mode == "valid_only":
+        return n_held, np.zeros_like(n_held)
+    return np.zeros_like(n_held), n_held
+
+
+def ratio_counts(n_targets, ratios):
+    """Per user, how many of its last targets go to validation and to test (RecBole's 'RS' split by user)."""
+    if len(ratios) != 3:
+        raise PluginError(f"eval_args split RS needs three ratios [train, valid, test], got {ratios}")
+    ratios = np.asarray(ratios, dtype=np.float64) / sum(ratios)
+    counts = [None] + [np.floor(r * n_targets).astype(np.int64) for r in ratios[1:]]
+    counts[0] = n_targets - counts[1] - counts[2]
+    # RecBole's rounding (Dataset._calcu_split_ids): small parts that rounded to 0 get one target
+    for part in (2, 1):
+        bump = (counts[0] > 1) & (ratios[part] * n_targets > 0) & (ratios[part] * n_targets < 1)
+        counts[part] = counts[part] + bump
+        counts[0] = counts[0] - bump
+    return counts[1], counts[2]
+
+
+class SessionParallelDataset(SequentialDataset):
+    """Training events for session-parallel batches; RecBole rows for validation and test only."""
+
+    def data_augmentation(self):
+        """Declare RecBole's list fields; rows are built in ``build`` for evaluation targets only."""
+        self._aug_presets()
+
+    def _eval_split_counts(self, n_targets):
+        eval_args = self.config["eval_args"]
+        if eval_args["order"] != "TO":
+            raise PluginError("session-parallel training needs eval_args order: TO (time order)")
+        split = eval_args["split"]
+        if "LS" in split:
+            return leave_one_out_counts(n_targets, split["LS"])
+        if "RS" in split and eval_args["group_by"] == "user":
+            return ratio_counts(n_targets, split["RS"])
+        raise PluginError(
+            f"GRU4RecPlus supports eval_args split LS or RS with group_by: user, got split {split} "
+            f"and group_by {eval_args['group_by']}"
+        )
+
+    def _sessions(self):
+        session_field = self.config["SESSION_ID_FIELD"]
+        return session_starts(
+            self.inter_feat[self.uid_field].numpy(),
+            timestamps=self.inter_feat[self.time_field].numpy() if self.time_field in self.inter_feat else None,
+            session_ids=self.inter_feat[session_field].numpy() if session_field else None,
+            session_gap=self.config["session_gap"],
+        )
+
+    def build(self):
+        self._change_feat_format()
+        self._check_field("uid_field", "time_field")
+        users = self.inter_feat[self.uid_field].numpy()
+        order = np.lexsort((self.inter_feat[self.time_field].numpy(), users))
+        self.inter_feat = Interaction({k: v[torch.from_numpy(order)] for k, v in self.inter_feat.interaction.items()})
+        users = users[order]
+
+        user_bounds = np.append(np.flatnonzero(np.r_[True, users[1:] != users[:-1]]), len(users))
+        user_first, user_size = user_bounds[:-1], np.diff(user_bounds)
+        n_valid, n_test = self._eval_split_counts(user_size - 1)
+        n_train_targets = user_size - 1 - n_valid - n_test
+        # a user's targets are its events 1..n-1; training takes the first ones, then valid, then test
+        valid_targets = _last_targets(user_first + user_size, n_valid + n_test, n_valid)
+        test_targets = _last_targets(user_first + user_size, n_test, n_test)
+
+        starts = self._sessions()
+        train_event = np.repeat(np.arange(len(user_size)), user_size)
+        in_train = (np.arange(len(users)) - user_first[train_event]) <= n_train_targets[train_event]
+        train_index = np.flatnonzero(in_train & (n_train_targets[train_event] > 0))
+
+        self._drop_unused_col()
+        train = self.copy(Interaction({k: v[torch.from_numpy(train_index)] for k, v in self.inter_feat.interaction.items()}))
+        train.training_sessions = TrainingSessions.from_events(
+            train.inter_feat[self.iid_field].numpy(), starts[train_index]
+        )
+        history_start = first_event_of_session(starts)
+        valid = self.copy(self._history_rows(valid_targets, history_start))
+        test = self.copy(self._history_rows(test_targets, history_start))
+        return [train, valid, test]
+
+    def _history_rows(self, targets, history_start):
+        """RecBole's prefix rows (target event + list fields of the events before it) for ``targets``.
+
+        The history is cut at the start of the target's session and at MAX_ITEM_LIST_LENGTH.
+        """
+        max_len = self.max_item_list_len
+        first = np.maximum(history_start[targets], targets - max_len)
+        length = targets - first
+        positions = first[:, None] + np.arange(max_len)[None, :]
+        in_history = np.arange(max_len)[None, :] < length[:, None]
+        positions = torch.from_numpy(np.where(in_history, positions, 0))
+        in_history = torch.from_numpy(in_history)
+        target_index = torch.from_numpy(targets)
+        rows = {k: v[target_index] for k, v in self.inter_feat.interaction.items()}
+        for field, values in self.inter_feat.interaction.items():
+            if field == self.uid_field:
+                continue
+            history = values[positions]
+            mask = in_history.view(in_history.shape + (1,) * (history.dim() - 2))
+            rows[getattr(self, f"{field}_list_field")] = torch.where(mask, history, torch.zeros_like(history))
+        rows[self.item_list_length_field] = torch.from_numpy(length)
+        return Interaction(rows)
+
+
+def _last_targets(user_end, n_from_end, n_take):
+    """Event indices: for each user, ``n_take`` targets starting ``n_from_end`` events before its end."""
+    user = np.repeat(np.arange(len(user_end)), n_take)
+    within = np.arange(len(user)) - np.repeat(np.cumsum(n_take) - n_take, n_take)
+    return (user_end - n_from_end)[user] + within

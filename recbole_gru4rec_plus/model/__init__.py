@@ -1,0 +1,64 @@
+"""The plugin's models, and name lookup across plugin and RecBole models.
+
+Plugin models are also registered under RecBole's own module path
+(``recbole.model.sequential_recommender.<name lowercased>``), so that RecBole's name-based
+APIs (``recbole.utils.get_model``, ``load_data_and_model``) find them too.
+"""
+
+import importlib
+import sys
+
+from recbole.model.abstract_recommender import AbstractRecommender
+from recbole.utils import get_model as recbole_get_model
+
+from ..errors import PluginError
+from .gru4rec_plus import GRU4RecPlus
+
+PLUGIN_MODELS = {"GRU4RecPlus": GRU4RecPlus}
+
+_RECBOLE_MODEL_PACKAGES = (
+    "general_recommender",
+    "context_aware_recommender",
+    "sequential_recommender",
+    "knowledge_aware_recommender",
+    "exlib_recommender",
+)
+
+
+def _register_with_recbole():
+    for name, model_class in PLUGIN_MODELS.items():
+        module = sys.modules[model_class.__module__]
+        sys.modules.setdefault(f"recbole.model.sequential_recommender.{name.lower()}", module)
+
+
+def recbole_model_names():
+    """Class names of RecBole's built-in models, as its model packages export them."""
+    names = set()
+    for package in _RECBOLE_MODEL_PACKAGES:
+        try:
+            module = importlib.import_module(f"recbole.model.{package}")
+        except ImportError:  # exlib models need optional packages (xgboost, lightgbm)
+            continue
+        names.update(
+            name
+            for name, obj in vars(module).items()
+            if isinstance(obj, type) and issubclass(obj, AbstractRecommender) and obj.__module__.startswith(module.__name__)
+        )
+    return sorted(names)
+
+
+def get_model_class(name):
+    """The model class called ``name``: a plugin model, else a RecBole built-in."""
+    if name in PLUGIN_MODELS:
+        return PLUGIN_MODELS[name]
+    try:
+        return recbole_get_model(name)
+    except (ValueError, AttributeError):
+        builtin = ", ".join(recbole_model_names())
+        raise PluginError(
+            f"unknown model '{name}': plugin models are {', '.join(PLUGIN_MODELS)}; "
+            f"RecBole's built-in models are (case-sensitive class names of) {builtin}"
+        ) from None
+
+
+_register_with_recbole()
