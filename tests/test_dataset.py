@@ -1,0 +1,73 @@
+"""SessionParallelDataset splits targets exactly like RecBole's prefix-augmented SequentialDataset."""
+
+import numpy as np
+import pytest
+from recbole.data.dataset import SequentialDataset
+
+from recbole_gru4rec_plus.config import PluginConfig
+from recbole_gru4rec_plus.data.dataset import SessionParallelDataset, leave_one_out_counts, ratio_counts
+
+SMALL = {"show_progress": False, "state": "WARNING", "user_inter_num_interval": "[0,30)"}
+
+
+def _both_builds(extra=None):
+    config = PluginConfig("GRU4RecPlus", "ml-100k", None, {**SMALL, **(extra or {})})
+    ours = SessionParallelDataset(config).build()
+    recbole = SequentialDataset(config).build()
+    return config, ours, recbole
+
+
+def _rows(dataset, fields):
+    inter = dataset.inter_feat
+    keys = [inter[f].numpy().reshape(len(inter), -1) for f in fields if len(inter)]
+    return sorted(map(tuple, np.concatenate(keys, axis=1).tolist())) if keys else []
+
+
+@pytest.mark.parametrize("split", [{"LS": "valid_and_test"}, {"LS": "valid_only"}, {"RS": [0.8, 0.1, 0.1]}])
+def test_valid_and_test_rows_equal_recboles(in_tmp_dir, split):
+    config, ours, recbole = _both_builds({"eval_args": {"split": split, "order": "TO", "mode": "full", "group_by": "user"}})
+    fields = ["user_id", "item_id", "item_id_list", "item_length", "timestamp_list"]
+    for our_part, recbole_part in zip(ours[1:], recbole[1:]):
+        assert _rows(our_part, fields) == _rows(recbole_part, fields)
+
+
+@pytest.mark.parametrize("split", [{"LS": "valid_and_test"}, {"RS": [0.8, 0.1, 0.1]}])
+def test_training_targets_equal_recboles_and_no_prefix_rows_are_built(in_tmp_dir, split):
+    config, ours, recbole = _both_builds({"eval_args": {"split": split, "order": "TO", "mode": "full", "group_by": "user"}})
+    train = ours[0]
+    assert "item_id_list" not in train.inter_feat  # raw events, not RecBole's 50-item prefix rows
+    sessions = train.training_sessions
+    starts = np.zeros(len(sessions.items), dtype=bool)
+    starts[sessions.offsets[:-1]] = True
+    our_targets = sorted(sessions.items[~starts].tolist())
+    assert our_targets == sorted(recbole[0].inter_feat["item_id"].numpy().tolist())
+
+
+def test_session_gap_cuts_evaluation_histories_at_the_session_start(in_tmp_dir):
+    config = PluginConfig("GRU4RecPlus", "ml-100k", None, {**SMALL, "session_gap": 3600})
+    train, valid, test = SessionParallelDataset(config).build()
+    whole = SessionParallelDataset(PluginConfig("GRU4RecPlus", "ml-100k", None, SMALL)).build()
+    assert (test.inter_feat["item_length"] <= whole[2].inter_feat["item_length"]).all()
+    assert (test.inter_feat["item_length"] < whole[2].inter_feat["item_length"]).any()
+    times = test.inter_feat["timestamp_list"].numpy()
+    lengths = test.inter_feat["item_length"].numpy()
+    for row_times, length, target_time in zip(times, lengths, test.inter_feat["timestamp"].numpy()):
+        history = np.r_[row_times[:length], target_time]
+        assert (np.diff(history) <= 3600).all() or length == 0
+    assert len(train.training_sessions.offsets) - 1 > len(np.unique(train.inter_feat["user_id"].numpy()))
+
+
+def test_leave_one_out_counts_follow_recbole_for_short_histories():
+    n_targets = np.array([1, 2, 3, 10])
+    valid, test = leave_one_out_counts(n_targets, "valid_and_test")
+    assert valid.tolist() == [0, 0, 1, 1] and test.tolist() == [0, 1, 1, 1]
+
+
+def test_ratio_counts_follow_recbole_rounding():
+    from recbole.data.dataset import Dataset
+
+    n_targets = np.arange(1, 40)
+    valid, test = ratio_counts(n_targets, [0.8, 0.1, 0.1])
+    for n, v, t in zip(n_targets, valid, test):
+        split_ids = Dataset._calcu_split_ids(None, n, [0.8, 0.1, 0.1])
+        assert (v, t) == (split_ids[1] - split_ids[0], n - split_ids[1])
