@@ -87,8 +87,7 @@ class _RankingLoss(nn.Module):
         if cache is not None and cache[0] is neg_mask and cache[1:3] == (version, dtype):
             return cache[3]
         if self.additive_mask:
-            mask = torch.zeros(neg_mask.shape, dtype=dtype, device=neg_mask.device)
-            mask.masked_fill_(~neg_mask, float("-inf"))
+            mask = torch.where(neg_mask, 0.0, float("-inf")).to(dtype)
         else:
             mask = neg_mask.to(dtype)
         if version is not None:

@@ -14,3 +14,4 @@ def in_tmp_dir(tmp_path, monkeypatch):
     """RecBole writes log/, log_tensorboard/ and saved/ into the working directory: keep them out of the repo."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
