@@ -53,7 +53,7 @@ def get_model_class(name):
         return PLUGIN_MODELS[name]
     try:
         return recbole_get_model(name)
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, ImportError):  # RecBole imports exlib_recommender while searching, which needs lightgbm
         builtin = ", ".join(recbole_model_names())
         raise PluginError(
             f"unknown model '{name}': plugin models are {', '.join(PLUGIN_MODELS)}; "

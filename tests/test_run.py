@@ -1,0 +1,68 @@
+"""End to end through run/run.py, as a user runs it."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+RUN = os.path.join(ROOT, "run", "run.py")
+FAST = ["--epochs=1", "--show_progress=False", "--threads=1"]
+
+
+def run(*args, cwd):
+    return subprocess.run([sys.executable, RUN, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_gru4recplus_trains_and_evaluates_on_ml_100k(in_tmp_dir):
+    result = run("--model=GRU4RecPlus", "--dataset=ml-100k", *FAST, cwd=in_tmp_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test: {'recall@10'" in result.stdout
+    assert "mrr@20" in result.stdout
+    assert os.listdir(in_tmp_dir / "saved")
+
+
+def test_builtin_gru4rec_runs_through_the_same_pipeline(in_tmp_dir):
+    result = run("--model=GRU4Rec", *FAST, "--hidden_size=32", "--embedding_size=32", cwd=in_tmp_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test: {'recall@10'" in result.stdout
+
+
+def test_config_files_and_command_line_layer_over_the_model_yaml(in_tmp_dir):
+    (in_tmp_dir / "a.yaml").write_text("loss: cross-entropy\nfinal_act: linear\nlayers: [16]\n")
+    (in_tmp_dir / "b.yaml").write_text("layers: [8]\n")
+    result = run("--config_files=a.yaml,b.yaml", "--n_sample=4", *FAST, cwd=in_tmp_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    assert "CrossEntropyLoss" in log and "GRULayer" in log
+    assert "Embedding(1683, 8)" in log  # b.yaml wins over a.yaml
+    assert "n_sample = 4" in log
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model=GRU4RecPlusPlus"], "unknown model 'GRU4RecPlusPlus': plugin models are GRU4RecPlus"),
+        (["--loss=hinge"], "unknown loss 'hinge'"),
+        (["--sample_alpha=2"], "sample_alpha"),
+        (["--n_sample=-5"], "n_sample"),
+        (["--dataset=no-such-data"], "dataset 'no-such-data' not found"),
+        (["--config_files=missing.yaml"], "config file 'missing.yaml' does not exist"),
+        (["--threads=0"], "threads must be a positive integer"),
+    ],
+)
+def test_bad_input_gives_one_clear_line_and_a_nonzero_exit(in_tmp_dir, args, message):
+    result = run(*FAST, *args, cwd=in_tmp_dir)
+    assert result.returncode == 2
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: ") and message in last_line
+    assert "Traceback" not in result.stderr
+
+
+def test_help_documents_every_flag(in_tmp_dir):
+    result = run("--help", cwd=in_tmp_dir)
+    assert result.returncode == 0
+    for flag in ("--model", "--dataset", "--config_files", "--threads", "--no_save", "--key=value"):
+        assert flag in result.stdout or flag.strip("-") in result.stdout
