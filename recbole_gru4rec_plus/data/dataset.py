@@ -15,6 +15,7 @@ from recbole.data.dataset import SequentialDataset
 from recbole.data.interaction import Interaction
 
 from ..errors import PluginError
+from .dwell import dwell_copies, repeat_events
 from .session_parallel import TrainingSessions
 from .sessions import first_event_of_session, session_starts
 
@@ -79,10 +80,20 @@ class SessionParallelDataset(SequentialDataset):
 
     def build(self):
         self._change_feat_format()
+        if self.benchmark_filename_list is None:
+            events, starts, valid, test = self._split_histories()
+        else:
+            events, starts, valid, test = self._split_benchmark_files()
+        train = self.copy(events)
+        train.training_sessions = self._training_sessions(events, starts)
+        return [train, self.copy(valid), self.copy(test)]
+
+    def _split_histories(self):
+        """Training events and their session starts, and valid/test rows, from whole user histories."""
         self._check_field("uid_field", "time_field")
         users = self.inter_feat[self.uid_field].numpy()
         order = np.lexsort((self.inter_feat[self.time_field].numpy(), users))
-        self.inter_feat = Interaction({k: v[torch.from_numpy(order)] for k, v in self.inter_feat.interaction.items()})
+        self.inter_feat = _take(self.inter_feat, order)
         users = users[order]
 
         user_bounds = np.append(np.flatnonzero(np.r_[True, users[1:] != users[:-1]]), len(users))
@@ -99,14 +110,51 @@ class SessionParallelDataset(SequentialDataset):
         train_index = np.flatnonzero(in_train & (n_train_targets[train_event] > 0))
 
         self._drop_unused_col()
-        train = self.copy(Interaction({k: v[torch.from_numpy(train_index)] for k, v in self.inter_feat.interaction.items()}))
-        train.training_sessions = TrainingSessions.from_events(
-            train.inter_feat[self.iid_field].numpy(), starts[train_index]
-        )
         history_start = first_event_of_session(starts)
-        valid = self.copy(self._history_rows(valid_targets, history_start))
-        test = self.copy(self._history_rows(test_targets, history_start))
-        return [train, valid, test]
+        valid = self._history_rows(valid_targets, history_start)
+        test = self._history_rows(test_targets, history_start)
+        return _take(self.inter_feat, train_index), starts[train_index], valid, test
+
+    def _split_benchmark_files(self):
+        """Pre-split prefix rows (e.g. from run/import_sessions.py): training sessions are rebuilt
+        from the training rows as the first row's history item followed by every row's target."""
+        self._drop_unused_col()
+        bounds = np.cumsum([0] + list(self.file_size_list))
+        train, valid, test = (_take(self.inter_feat, np.arange(a, b)) for a, b in zip(bounds[:-1], bounds[1:]))
+        sessions = train[self.uid_field].numpy()
+        first_row = np.r_[True, sessions[1:] != sessions[:-1]]
+        # event index of each row's target: shifted by the first items inserted before it
+        target_position = np.arange(len(sessions)) + np.cumsum(first_row)
+        first_position = target_position[first_row] - 1
+        n_events = len(sessions) + int(first_row.sum())
+        fields = {self.uid_field: sessions, self.iid_field: train[self.iid_field].numpy()}
+        first_values = {self.uid_field: sessions[first_row], self.iid_field: train[self.item_id_list_field][first_row, 0].numpy()}
+        if self.time_field in train:
+            fields[self.time_field] = train[self.time_field].numpy()
+            time_list = getattr(self, f"{self.time_field}_list_field", None)
+            first_times = train[time_list][first_row, 0] if time_list in train else train[self.time_field][first_row]
+            first_values[self.time_field] = first_times.numpy()
+        events = {}
+        for field, values in fields.items():
+            column = np.empty(n_events, dtype=values.dtype)
+            column[target_position], column[first_position] = values, first_values[field]
+            events[field] = torch.from_numpy(column)
+        starts = np.zeros(n_events, dtype=bool)
+        starts[first_position] = True
+        return Interaction(events), starts, valid, test
+
+    def _training_sessions(self, events, starts):
+        """Session-parallel input, with dwell-time slicing of the training events when configured."""
+        items = events[self.iid_field].numpy()
+        threshold = self.config["dwell_threshold"]
+        if threshold is not None:
+            copies = dwell_copies(events[self.time_field].numpy(), starts, threshold, self.config["dwell_max_copies"])
+            items, starts = repeat_events(items, starts, copies)
+            self.logger.info(
+                f"dwell-time slicing (threshold {threshold}s, at most {self.config['dwell_max_copies']} copies): "
+                f"{len(copies)} training events -> {len(items)} (+{len(items) / max(len(copies), 1) - 1:.1%})"
+            )
+        return TrainingSessions.from_events(items, starts)
 
     def _history_rows(self, targets, history_start):
         """RecBole's prefix rows (target event + list fields of the events before it) for ``targets``.
@@ -130,6 +178,12 @@ class SessionParallelDataset(SequentialDataset):
             rows[getattr(self, f"{field}_list_field")] = torch.where(mask, history, torch.zeros_like(history))
         rows[self.item_list_length_field] = torch.from_numpy(length)
         return Interaction(rows)
+
+
+def _take(interaction, index):
+    """Rows ``index`` of an Interaction (RecBole's own indexing goes through Python lists)."""
+    index = torch.as_tensor(index)
+    return Interaction({field: values[index] for field, values in interaction.interaction.items()})
 
 
 def _last_targets(user_end, n_from_end, n_take):

@@ -36,3 +36,28 @@ def write_atomic_inter(folder, name, user_ids, item_ids, timestamps):
     table = np.column_stack((user_ids, item_ids, timestamps))
     np.savetxt(path, table, fmt="%d", delimiter="\t", header="user_id:token\titem_id:token\ttimestamp:float", comments="")
     return folder
+
+
+def dwell_sessions(n_sessions, n_items, length=8, cluster_size=3, follow=0.7, long_dwell=600, seed=0, planted=True):
+    """Sessions in which the user dwells long on one 'key' item; afterwards, with probability
+    ``follow``, items come from the key's cluster of ``cluster_size`` items. With ``planted`` False
+    the long dwell falls on a random item unrelated to what follows (no signal in dwell times).
+
+    Returns (session_ids, item_ids, timestamps) like ``zipf_sessions``.
+    """
+    rng = np.random.default_rng(seed)
+    clusters = rng.integers(1, n_items + 1, size=(n_items + 1, cluster_size))
+    items = rng.integers(1, n_items + 1, size=(n_sessions, length))
+    dwell = rng.integers(5, 30, size=(n_sessions, length))
+    key_position = rng.integers(0, length - 2, size=n_sessions)
+    rows = np.arange(n_sessions)
+    keys = items[rows, key_position]
+    long_position = key_position if planted else rng.integers(0, length - 2, size=n_sessions)
+    dwell[rows, long_position] = long_dwell
+    after_key = np.arange(length)[None, :] > key_position[:, None]
+    from_cluster = after_key & (rng.random((n_sessions, length)) < follow)
+    cluster_items = clusters[keys][rows[:, None], rng.integers(0, cluster_size, size=(n_sessions, length))]
+    items = np.where(from_cluster, cluster_items, items)
+    timestamps = np.cumsum(dwell, axis=1) + rows[:, None] * 86400
+    session_ids = np.repeat(np.arange(1, n_sessions + 1), length)
+    return session_ids, items.ravel().astype(np.int64), timestamps.ravel().astype(np.int64)
