@@ -18,6 +18,7 @@ from recbole.utils import init_logger, init_seed, set_color
 
 from .config import PluginConfig
 from .data.dataset import SessionParallelDataset
+from .data.movielens import prepare_movielens
 from .data.session_parallel import SessionParallelDataLoader
 from .errors import PluginError
 from .trainer import get_trainer_class, load_checkpoint
@@ -41,6 +42,8 @@ def check_dataset_files(config):
 
 
 def create_dataset(config):
+    # MovieLens releases are converted once from the raw GroupLens files found in data_path
+    prepare_movielens(os.path.dirname(os.path.normpath(config["data_path"])), config["dataset"])
     check_dataset_files(config)
     if is_session_parallel(config):
         return SessionParallelDataset(config)

@@ -2,17 +2,24 @@
 
 import numpy as np
 import pytest
+import torch
 from recbole.data.dataset import SequentialDataset
 
 from recbole_gru4rec_plus.config import PluginConfig
 from recbole_gru4rec_plus.data.dataset import SessionParallelDataset, leave_one_out_counts, ratio_counts
+
+class SessionParallelDatasetWithRecBoleTimes(SessionParallelDataset):
+    """Times in float32 as RecBole stores them, so that ties in time order break the same way."""
+
+    _dataframe_to_interaction = SequentialDataset._dataframe_to_interaction
+
 
 SMALL = {"show_progress": False, "state": "WARNING", "user_inter_num_interval": "[0,30)"}
 
 
 def _both_builds(extra=None):
     config = PluginConfig("GRU4RecPlus", "ml-100k", None, {**SMALL, **(extra or {})})
-    ours = SessionParallelDataset(config).build()
+    ours = SessionParallelDatasetWithRecBoleTimes(config).build()
     recbole = SequentialDataset(config).build()
     return config, ours, recbole
 
@@ -71,3 +78,11 @@ def test_ratio_counts_follow_recbole_rounding():
     for n, v, t in zip(n_targets, valid, test):
         split_ids = Dataset._calcu_split_ids(None, n, [0.8, 0.1, 0.1])
         assert (v, t) == (split_ids[1] - split_ids[0], n - split_ids[1])
+
+
+def test_times_keep_float64_precision(in_tmp_dir):
+    config = PluginConfig("GRU4RecPlus", "ml-100k", None, SMALL)
+    train, _, test = SessionParallelDataset(config).build()
+    assert train.inter_feat["timestamp"].dtype == torch.float64
+    assert test.inter_feat["timestamp_list"].dtype == torch.float64
+    assert (train.inter_feat["timestamp"] % 1 == 0).all() and (train.inter_feat["timestamp"] % 64 != 0).any()

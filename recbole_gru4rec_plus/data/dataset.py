@@ -51,6 +51,24 @@ def ratio_counts(n_targets, ratios):
 class SessionParallelDataset(SequentialDataset):
     """Training events for session-parallel batches; RecBole rows for validation and test only."""
 
+    def _dataframe_to_interaction(self, data):
+        """RecBole stores float fields as float32, which resolves Unix times only to ~1 minute:
+        keep the time field in float64 so that session gaps and dwell times are exact."""
+        interaction = super()._dataframe_to_interaction(data)
+        if self.time_field in data:
+            interaction.interaction[self.time_field] = torch.from_numpy(data[self.time_field].to_numpy(np.float64))
+        return interaction
+
+    def _check_field(self, *field_names):
+        for name in field_names:
+            field = getattr(self, name, None)
+            if field is None or field not in self.inter_feat:
+                key = {"uid_field": "USER_ID_FIELD", "time_field": "TIME_FIELD"}.get(name, name)
+                raise PluginError(
+                    f"session-parallel training needs the {key} field '{field}' in the interactions: "
+                    f"set {key} and list it under load_col: inter: in the dataset YAML"
+                )
+
     def data_augmentation(self):
         """Declare RecBole's list fields; rows are built in ``build`` for evaluation targets only."""
         self._aug_presets()
