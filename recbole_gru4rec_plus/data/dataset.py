@@ -53,10 +53,15 @@ class SessionParallelDataset(SequentialDataset):
 
     def _dataframe_to_interaction(self, data):
         """RecBole stores float fields as float32, which resolves Unix times only to ~1 minute:
-        keep the time field in float64 so that session gaps and dwell times are exact."""
+        keep the time field (and its history list in benchmark files) in float64, so that
+        session gaps and dwell times are exact."""
         interaction = super()._dataframe_to_interaction(data)
+        time_list_field = f"{self.time_field}{self.config['LIST_SUFFIX']}"
         if self.time_field in data:
             interaction.interaction[self.time_field] = torch.from_numpy(data[self.time_field].to_numpy(np.float64))
+        if time_list_field in data:
+            lists = [torch.as_tensor(np.asarray(v, dtype=np.float64)) for v in data[time_list_field].values]
+            interaction.interaction[time_list_field] = torch.nn.utils.rnn.pad_sequence(lists, batch_first=True)
         return interaction
 
     def _check_field(self, *field_names):

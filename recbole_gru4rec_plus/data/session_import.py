@@ -1,0 +1,363 @@
+"""Session datasets in, RecBole benchmark files out: the evaluation protocol of the GRU4Rec papers.
+
+Readers turn a raw log into one frame with the columns ``session_id``, ``item_id`` (a string
+token) and ``timestamp`` (float seconds). The protocol steps (REFERENCE §8) each take and return
+such a frame: collapse repeats, iterative support filter, time split (sessions that start in the
+last D days), removal of test items unseen in training. ``write_benchmark_files`` writes one
+prefix row per target (every event after the first of a session) in RecBole's pre-split
+``NAME.{train,valid,test}.inter`` layout, so that every sequential RecBole model, built-in or
+plugin, is evaluated on every next event of the test sessions.
+
+Plain numpy/pandas on purpose: an importer never touches torch.
+"""
+
+import os
+import re
+import tempfile
+
+import numpy as np
+import pandas as pd
+
+from ..errors import PluginError
+
+COLUMNS = ["session_id", "item_id", "timestamp"]
+SPLITS = ("train", "valid", "test")
+DAY = 86400.0
+# strings that pandas (and so RecBole's loader) reads as missing values
+NA_TOKENS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+             "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+# timestamp_list: the history's times, so that dwell-time slicing knows a session's first dwell
+HEADER = "session_id:token\titem_id_list:token_seq\titem_id:token\ttimestamp:float\ttimestamp_list:float_seq\n"
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def _read_csv(path, sep, what):
+    """The whole file as strings (ids stay tokens exactly as written: no lost leading zeros)."""
+    if not os.path.isfile(path):
+        raise PluginError(f"input file '{path}' does not exist: check the path")
+    try:
+        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise PluginError(f"cannot read '{path}' as {what}: {str(error).splitlines()[0]}") from None
+    return frame
+
+
+def _require_columns(frame, path, names, what):
+    missing = [name for name in names if name not in frame.columns]
+    if missing:
+        found = ", ".join(map(str, frame.columns)) or "nothing"
+        raise PluginError(f"'{path}' lacks the column(s) {', '.join(missing)} of {what} (header has {found}): "
+                          f"fix the header or pick the right --format")
+    if frame.empty:
+        raise PluginError(f"'{path}' has a header but no events: give a file with data")
+
+
+def _numeric(values, path, column):
+    """Float values of a column; a one-line error naming the first bad row otherwise."""
+    numbers = pd.to_numeric(values, errors="coerce").astype(np.float64)
+    bad = ~np.isfinite(numbers.to_numpy())
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise PluginError(f"'{path}': {column} '{values.iloc[row]}' on data line {row + 1} is not a number: "
+                          f"times must be numeric")
+    return numbers
+
+
+def _session_ids(values):
+    """int64 when every id is an integer (natural order), strings otherwise."""
+    if values.str.fullmatch(r"-?\d{1,18}").all():
+        return values.astype(np.int64)
+    return values
+
+
+def _check_tokens(frame, path):
+    for column in ("session_id", "item_id"):
+        empty = frame[column].astype(str).str.strip() == ""
+        if empty.any():
+            row = int(np.flatnonzero(empty.to_numpy())[0])
+            raise PluginError(f"'{path}': empty {column} on data line {row + 1}: every event needs a session and an item")
+
+
+def read_gru4rec_tsv(path):
+    """A tab-separated ``SessionId ItemId Time`` file (the GRU4Rec code's format; Time in seconds)."""
+    raw = _read_csv(path, "\t", "tab-separated SessionId/ItemId/Time")
+    _require_columns(raw, path, ["SessionId", "ItemId", "Time"], "the GRU4Rec format")
+    events = pd.DataFrame({"session_id": raw["SessionId"].str.strip(), "item_id": raw["ItemId"].str.strip(),
+                           "timestamp": _numeric(raw["Time"], path, "Time")})
+    _check_tokens(events, path)
+    events["session_id"] = _session_ids(events["session_id"])
+    return events
+
+
+def read_diginetica(path):
+    """DIGINETICA's ``train-item-views.csv``: time = ``eventdate`` (UTC day) + ``timeframe`` (ms into the session)."""
+    raw = _read_csv(path, ";", "';'-separated DIGINETICA item views")
+    _require_columns(raw, path, ["session_id", "item_id", "timeframe", "eventdate"], "DIGINETICA item views")
+    day = pd.to_datetime(raw["eventdate"], format="%Y-%m-%d", errors="coerce")
+    if day.isna().any():
+        row = int(np.flatnonzero(day.isna().to_numpy())[0])
+        raise PluginError(f"'{path}': eventdate '{raw['eventdate'].iloc[row]}' on data line {row + 1} is not a "
+                          f"YYYY-MM-DD date: is this the DIGINETICA train-item-views file?")
+    day_seconds = (day - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy()
+    offset = _numeric(raw["timeframe"], path, "timeframe").to_numpy() / 1000.0
+    events = pd.DataFrame({"session_id": raw["session_id"].str.strip(), "item_id": raw["item_id"].str.strip(),
+                           "timestamp": day_seconds + offset})
+    _check_tokens(events, path)
+    events["session_id"] = _session_ids(events["session_id"])
+    return events
+
+
+READERS = {"gru4rec": read_gru4rec_tsv, "diginetica": read_diginetica}
+
+
+# --------------------------------------------------------------------------- protocol steps
+
+
+def sort_events(events):
+    """Events of a session together and in time order (stable: ties keep the file's order)."""
+    return events.sort_values(["session_id", "timestamp"], kind="mergesort").reset_index(drop=True)
+
+
+def collapse_repeats(events):
+    """Drop an event that repeats the previous item of its session (keep the first of a run)."""
+    events = sort_events(events)
+    repeat = (events["session_id"] == events["session_id"].shift()) & (events["item_id"] == events["item_id"].shift())
+    return events[~repeat.to_numpy()].reset_index(drop=True)
+
+
+def filter_support(events, min_item_support=5, min_session_length=2):
+    """Drop rare items and short sessions, again and again until neither drops anything.
+
+    One pass is not enough: removing a rare item can shorten a session below the minimum, and
+    removing that session can make another item rare.
+    """
+    while True:
+        item_counts = events["item_id"].map(events["item_id"].value_counts())
+        events = events[(item_counts >= min_item_support).to_numpy()]
+        session_counts = events["session_id"].map(events["session_id"].value_counts())
+        keep = (session_counts >= min_session_length).to_numpy()
+        if keep.all():
+            return events.reset_index(drop=True)
+        events = events[keep]
+
+
+def session_starts(events):
+    """Start time (first event) of every session."""
+    return events.groupby("session_id", sort=False)["timestamp"].min()
+
+
+def split_by_time(events, days):
+    """(before, last): the sessions that start in the last ``days`` days of the data go to ``last``."""
+    starts = session_starts(events)
+    cutoff = events["timestamp"].max() - days * DAY
+    late = events["session_id"].isin(starts.index[starts.to_numpy() >= cutoff]).to_numpy()
+    return events[~late].reset_index(drop=True), events[late].reset_index(drop=True)
+
+
+def drop_unseen_items(events, train, min_session_length=2):
+    """Keep the events whose item is in ``train``, then the sessions still long enough (2: one target)."""
+    events = events[events["item_id"].isin(train["item_id"].unique()).to_numpy()]
+    lengths = events["session_id"].map(events["session_id"].value_counts())
+    return events[(lengths >= min_session_length).to_numpy()].reset_index(drop=True)
+
+
+def _prepare(events, collapse, what):
+    missing = [c for c in COLUMNS if c not in events.columns]
+    if missing:
+        raise PluginError(f"{what} events lack the column(s) {', '.join(missing)}: pass a frame from a read_* function")
+    events = events[COLUMNS].copy()
+    events["item_id"] = events["item_id"].astype(str)
+    events["timestamp"] = events["timestamp"].astype(np.float64)
+    events = sort_events(events)
+    return collapse_repeats(events) if collapse else events
+
+
+def _check_not_empty(frame, message):
+    if frame.empty:
+        raise PluginError(message)
+
+
+def _split_validation(train, valid_days, test):
+    """Validation sessions from the end of training (or the test set itself when valid_days is 0)."""
+    if valid_days < 0:
+        raise PluginError(f"--valid-days must be 0 or positive, got {valid_days}")
+    if valid_days == 0:
+        return train, test.copy()
+    train, valid = split_by_time(train, valid_days)
+    _check_not_empty(valid, f"no training session starts in the last {valid_days:g} day(s) before the test period: "
+                            f"raise --valid-days (or 0 for no validation split)")
+    _check_not_empty(train, f"every training session starts in the last {valid_days:g} day(s): "
+                            f"lower --valid-days (or 0 for no validation split)")
+    valid = drop_unseen_items(valid, train)
+    _check_not_empty(valid, "no validation session keeps 2 events of items seen in training: "
+                            "change --valid-days (or 0 for no validation split)")
+    return train, valid
+
+
+def apply_session_protocol(events, test_days, valid_days=None, min_item_support=5, min_session_length=2,
+                           collapse_repeats=False):
+    """One event log -> dict(train, valid, test) by the GRU4Rec papers' protocol.
+
+    ``valid_days`` None means the same as ``test_days``; 0 means no validation split: the test
+    set is validation too.
+    """
+    if not test_days > 0:
+        raise PluginError(f"--test-days must be positive, got {test_days}")
+    valid_days = test_days if valid_days is None else valid_days
+    events = filter_support(_prepare(events, collapse_repeats, "input"), min_item_support, min_session_length)
+    _check_not_empty(events, f"no events left after dropping items with < {min_item_support} events and sessions "
+                             f"with < {min_session_length} events: lower --min-item-support or use more data")
+    train, test = split_by_time(events, test_days)
+    _check_not_empty(train, f"every session starts in the last {test_days:g} day(s) of the data: lower --test-days")
+    train, valid = _split_validation(train, valid_days, test)
+    test = drop_unseen_items(test, train)
+    _check_not_empty(test, f"no test session (started in the last {test_days:g} day(s)) keeps 2 events of items "
+                           f"seen in training: raise --test-days")
+    if valid_days == 0:
+        valid = test.copy()
+    return {"train": train, "valid": valid, "test": test}
+
+
+def apply_presplit_protocol(train, test, valid_days=1, min_item_support=5, min_session_length=2,
+                            collapse_repeats=False):
+    """Already-split train and test logs -> dict(train, valid, test).
+
+    The support filter runs on the training log only (the test log is judged by what training
+    holds); validation is split off the end of training by time, as for one file.
+    """
+    train = filter_support(_prepare(train, collapse_repeats, "training"), min_item_support, min_session_length)
+    _check_not_empty(train, f"no training events left after dropping items with < {min_item_support} events and "
+                            f"sessions with < {min_session_length} events: lower --min-item-support")
+    test = _prepare(test, collapse_repeats, "test")
+    shared = np.intersect1d(train["session_id"].astype(str).unique(), test["session_id"].astype(str).unique())
+    if len(shared):
+        raise PluginError(f"{len(shared)} session id(s) (e.g. '{shared[0]}') are in both the training and the test "
+                          f"file: a session must be in one of them")
+    train, valid = _split_validation(train, valid_days, test)
+    test = drop_unseen_items(test, train)
+    _check_not_empty(test, "no test session keeps 2 events of items seen in training: check that the two files "
+                           "come from the same data set")
+    if valid_days == 0:
+        valid = test.copy()
+    return {"train": train, "valid": valid, "test": test}
+
+
+def split_summary(splits):
+    """events, sessions, items and targets (events - sessions) of each split."""
+    return {name: {"events": len(frame), "sessions": int(frame["session_id"].nunique()),
+                   "items": int(frame["item_id"].nunique()), "targets": len(frame) - int(frame["session_id"].nunique())}
+            for name, frame in splits.items() if name in SPLITS}
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def _ordered_sessions(frame):
+    """Events grouped by session, sessions by start time, events in time order."""
+    frame = sort_events(frame)
+    start = frame["session_id"].map(session_starts(frame))
+    order = np.lexsort((np.arange(len(frame)), start.to_numpy()))  # stable: session order within equal starts
+    return frame.iloc[order]
+
+
+def prefix_rows(frame, max_history=50):
+    """Lines of one ``.inter`` file: a row per target with the session's previous items (oldest first)."""
+    frame = _ordered_sessions(frame)
+    sessions = frame["session_id"].astype(str).to_numpy()
+    items = frame["item_id"].to_numpy()
+    times = frame["timestamp"].to_numpy()
+    lines, start = [], 0
+    for i in range(1, len(frame) + 1):
+        if i < len(frame) and sessions[i] == sessions[start]:
+            continue
+        for j in range(start + 1, i):  # events start..i-1 are one session
+            first = max(start, j - max_history)
+            history = " ".join(items[first:j])
+            history_times = " ".join(repr(float(t)) for t in times[first:j])
+            lines.append(f"{sessions[j]}\t{history}\t{items[j]}\t{float(times[j])!r}\t{history_times}\n")
+        start = i
+    return lines
+
+
+def _template_path():
+    """properties/dataset/sessions.yaml: inside the installed package or beside it in a checkout."""
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for base in (os.path.join(package_dir, "properties"), os.path.join(package_dir, os.pardir, "properties")):
+        path = os.path.join(base, "dataset", "sessions.yaml")
+        if os.path.isfile(path):
+            return os.path.normpath(path)
+    raise PluginError(f"properties/dataset/sessions.yaml is missing next to {package_dir}: reinstall the package")
+
+
+def dataset_yaml(data_path, name, max_history=50, comments=()):
+    """The imported dataset's YAML: the sessions template plus where the files are."""
+    with open(_template_path(), encoding="utf-8") as f:
+        text = f.read()
+    text = re.sub(r"^MAX_ITEM_LIST_LENGTH:[^#\n]*", f"MAX_ITEM_LIST_LENGTH: {max_history:<10}", text, flags=re.M)
+    head = "".join(f"# {line}\n" for line in [f"dataset '{name}': RecBole benchmark files by run/import_sessions.py",
+                                               *comments])
+    folder = os.path.abspath(data_path)
+    return (f"{head}\n{text.rstrip()}\n\n# Where this dataset lives (absolute, so the command runs from any folder).\n"
+            f"data_path: {folder!r:<22} # (str) the folder holding {name}/\n")
+
+
+def check_dataset_name(name):
+    """A dataset name becomes a folder and file names: plain characters only."""
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*", name or ""):
+        raise PluginError(f"dataset name '{name}' must be letters, digits, '_', '-' or '.': it becomes a folder and "
+                          f"file names")
+
+
+def _check_writable(splits, name, max_history):
+    check_dataset_name(name)
+    if max_history < 1:
+        raise PluginError(f"max_history must be at least 1, got {max_history}")
+    for split in SPLITS:
+        if split not in splits or splits[split].empty:
+            raise PluginError(f"the {split} split is missing or empty: nothing to write")
+        frame = splits[split]
+        for column in ("session_id", "item_id"):
+            tokens = frame[column].astype(str)
+            spaced = tokens.str.contains(r"\s")
+            if spaced.any():
+                raise PluginError(f"{column} '{tokens[spaced].iloc[0]}' contains whitespace, which separates "
+                                  f"tokens in RecBole files: rename such ids")
+            missing = tokens.isin(NA_TOKENS)
+            if missing.any():
+                raise PluginError(f"{column} '{tokens[missing].iloc[0]}' would be read as a missing value by RecBole "
+                                  f"(pandas): rename such ids or drop their events")
+
+
+def write_benchmark_files(splits, data_path, name, max_history=50, overwrite=False, comments=()):
+    """Write ``data_path/NAME/NAME.{train,valid,test}.inter`` and ``NAME.yaml``; return their paths.
+
+    Every file is written to a temporary file first and moved into place only when all are
+    written, so a failure leaves any earlier dataset as it was. Existing files are kept unless
+    ``overwrite``.
+    """
+    _check_writable(splits, name, max_history)
+    folder = os.path.join(data_path, name)
+    paths = [os.path.join(folder, f"{name}.{split}.inter") for split in SPLITS] + [os.path.join(folder, f"{name}.yaml")]
+    existing = [path for path in paths if os.path.exists(path)]
+    if existing and not overwrite:
+        raise PluginError(f"dataset files already exist in '{folder}' (e.g. {os.path.basename(existing[0])}): "
+                          f"pass --overwrite to replace them or choose another --name")
+    contents = [[HEADER, *prefix_rows(splits[split], max_history)] for split in SPLITS]
+    contents.append([dataset_yaml(data_path, name, max_history, comments)])
+    os.makedirs(folder, exist_ok=True)
+    temps = []
+    try:
+        for lines in contents:
+            handle, temp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+            temps.append(temp)
+            with os.fdopen(handle, "w", encoding="utf-8") as f:
+                f.writelines(lines)
+        for temp, path in zip(temps, paths):
+            os.replace(temp, path)
+    finally:
+        for temp in temps:
+            if os.path.exists(temp):
+                os.remove(temp)
+    return paths
