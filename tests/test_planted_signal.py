@@ -44,3 +44,13 @@ def test_max_losses_beat_their_plain_versions_with_many_negatives(in_tmp_dir, ma
     with_max = _train(in_tmp_dir, sessions, loss=max_loss, **options)
     plain = _train(in_tmp_dir, sessions, loss=plain_loss, **options)
     assert with_max["mrr@20"] > 1.3 * plain["mrr@20"]
+
+
+def test_dwell_time_slicing_helps_when_the_next_items_depend_on_the_longest_dwelt_item(in_tmp_dir):
+    from recbole_gru4rec_plus.data.synthetic import dwell_sessions
+
+    sessions = dwell_sessions(4_000, 1_000, planted=True, seed=1)
+    options = {"n_sample": 512, "epochs": 4}
+    plain = _train(in_tmp_dir, sessions, **options)
+    sliced = _train(in_tmp_dir, sessions, dwell_threshold=60, dwell_max_copies=10, **options)
+    assert sliced["mrr@20"] > 1.3 * plain["mrr@20"]
