@@ -8,6 +8,7 @@ imports ray at module level.
 
 import os
 import sys
+import warnings
 from logging import getLogger
 
 import torch
@@ -22,6 +23,10 @@ from .data.movielens import prepare_movielens
 from .data.session_parallel import SessionParallelDataLoader
 from .errors import PluginError
 from .trainer import get_trainer_class, load_checkpoint
+
+# RecBole's Dataset._fill_nan uses chained fillna(inplace=True): it works under pandas < 3 (pinned)
+# but warns on every run; the warning is about RecBole's code, not the user's data.
+warnings.filterwarnings("ignore", category=FutureWarning, module="recbole.data.dataset.dataset")
 
 
 def is_session_parallel(config):
