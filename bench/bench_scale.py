@@ -26,9 +26,10 @@ sys.path.insert(0, ROOT)
 def write_histories(folder, name, n_events, n_users, n_items, seed=0):
     """RecBole atomic .inter of user histories (user, item, rating, timestamp), written in chunks."""
     rng = np.random.default_rng(seed)
-    lengths = np.maximum(rng.pareto(1.2, n_users) * 20, 1)
-    lengths = np.maximum(np.round(lengths / lengths.sum() * n_events), 1).astype(np.int64)
-    lengths[0] += n_events - lengths.sum()
+    weights = rng.pareto(1.2, n_users) + 0.05
+    weights /= weights.sum()
+    lengths = 1 + np.floor(weights * (n_events - n_users)).astype(np.int64)
+    np.add.at(lengths, rng.choice(n_users, n_events - lengths.sum(), p=weights), 1)
     os.makedirs(os.path.join(folder, name), exist_ok=True)
     path = os.path.join(folder, name, f"{name}.inter")
     popularity = 1.0 / np.arange(1, n_items + 1) ** 0.9
