@@ -11,7 +11,6 @@ increasing timestamps. Each measurement runs in a subprocess so that its peak RS
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,13 @@ def write_histories(folder, name, n_events, n_users, n_items, seed=0):
     return path
 
 
+def memory_gb():
+    """Current and peak resident memory of this process, GB (Linux /proc)."""
+    with open("/proc/self/status") as f:
+        fields = dict(line.split(":", 1) for line in f)
+    return tuple(round(int(fields[key].split()[0]) / 2**20, 2) for key in ("VmRSS", "VmHWM"))
+
+
 def measure(args):
     import torch
 
@@ -68,9 +74,11 @@ def measure(args):
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     figures["load_s"] = time.perf_counter() - start
+    figures["rss_peak_after_load_gb"] = memory_gb()
     start = time.perf_counter()
     train, valid, test = data_preparation(config, dataset)
     figures["prepare_s"] = time.perf_counter() - start
+    figures["rss_peak_after_prepare_gb"] = memory_gb()
     if args.pipeline == "gru4recplus":
         trainer = get_trainer_class(config.model_class)(config, config.model_class(config, train.dataset))
         trainer.model.train()
@@ -86,7 +94,7 @@ def measure(args):
         figures["train_targets"] = train.sessions.n_targets
     else:
         figures["train_rows"] = len(train.dataset)
-    figures["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    figures["rss_peak_at_end_gb"] = memory_gb()
     print(json.dumps(figures))
 
 

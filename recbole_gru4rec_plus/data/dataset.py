@@ -14,6 +14,7 @@ import tempfile
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 import torch
 from recbole.data.dataset import SequentialDataset
 from recbole.data.interaction import Interaction
@@ -80,8 +81,14 @@ class SessionParallelDataset(SequentialDataset):
         columns = list(empty.columns)
         types = {f"{field}:{self.field2type[field].value}": field for field in columns}
         dtype = {name: np.float64 if self.field2type[field] == FeatureType.FLOAT else "category" for name, field in types.items()}
-        frame = pd.read_csv(filepath, sep=separator, usecols=list(types), dtype=dtype, encoding=encoding, engine="c")
-        return frame.rename(columns=types)[columns]
+        chunks = list(pd.read_csv(filepath, sep=separator, usecols=list(types), dtype=dtype, encoding=encoding,
+                                  engine="c", chunksize=1 << 20))  # chunks: bounded parser buffers
+        frame = pd.DataFrame({
+            types[name]: union_categoricals([chunk[name] for chunk in chunks])
+            if dtype[name] == "category" else np.concatenate([chunk[name].to_numpy() for chunk in chunks])
+            for name in types
+        }) if chunks else empty
+        return frame[columns]
 
     def _dataframe_to_interaction(self, data):
         """RecBole stores float fields as float32, which resolves Unix times only to ~1 minute:
@@ -90,7 +97,8 @@ class SessionParallelDataset(SequentialDataset):
         interaction = super()._dataframe_to_interaction(data)
         time_list_field = f"{self.time_field}{self.config['LIST_SUFFIX']}"
         if self.time_field in data:
-            interaction.interaction[self.time_field] = torch.from_numpy(data[self.time_field].to_numpy(np.float64))
+            # a copy: a view would pin the whole float block of the DataFrame in memory
+            interaction.interaction[self.time_field] = torch.from_numpy(data[self.time_field].to_numpy(np.float64, copy=True))
         if time_list_field in data:
             lists = [torch.as_tensor(np.asarray(v, dtype=np.float64)) for v in data[time_list_field].values]
             interaction.interaction[time_list_field] = torch.nn.utils.rnn.pad_sequence(lists, batch_first=True)
@@ -148,8 +156,9 @@ class SessionParallelDataset(SequentialDataset):
         self._check_field("uid_field", "time_field")
         users = self.inter_feat[self.uid_field].numpy()
         order = np.lexsort((self.inter_feat[self.time_field].numpy(), users))
-        self.inter_feat = _take(self.inter_feat, order)
-        users = users[order]
+        _reorder_in_place(self.inter_feat, order)
+        users = self.inter_feat[self.uid_field].numpy()
+        del order
 
         user_bounds = np.append(np.flatnonzero(np.r_[True, users[1:] != users[:-1]]), len(users))
         user_first, user_size = user_bounds[:-1], np.diff(user_bounds)
@@ -160,9 +169,10 @@ class SessionParallelDataset(SequentialDataset):
         test_targets = _last_targets(user_first + user_size, n_test, n_test)
 
         starts = self._sessions()
-        train_event = np.repeat(np.arange(len(user_size)), user_size)
-        in_train = (np.arange(len(users)) - user_first[train_event]) <= n_train_targets[train_event]
-        train_index = np.flatnonzero(in_train & (n_train_targets[train_event] > 0))
+        # training events: all but the held-out targets, of users with at least one training target
+        in_train = np.repeat(n_train_targets > 0, user_size)
+        in_train[valid_targets] = in_train[test_targets] = False
+        train_index = np.flatnonzero(in_train)
 
         self._drop_unused_col()
         history_start = first_event_of_session(starts)
@@ -239,6 +249,13 @@ def _take(interaction, index):
     """Rows ``index`` of an Interaction (RecBole's own indexing goes through Python lists)."""
     index = torch.as_tensor(index)
     return Interaction({field: values[index] for field, values in interaction.interaction.items()})
+
+
+def _reorder_in_place(interaction, order):
+    """Apply a row permutation column by column, so that only one column is ever copied at a time."""
+    order = torch.as_tensor(order)
+    for field in list(interaction.interaction):
+        interaction.interaction[field] = interaction.interaction[field][order]
 
 
 def _last_targets(user_end, n_from_end, n_take):

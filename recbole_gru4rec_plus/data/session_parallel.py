@@ -58,9 +58,14 @@ def session_parallel_schedule(lengths, order, batch_size):
         heapq.heappush(free_at, (step + n_steps, slot))
     total_steps = int((first_step + steps_per_session).max()) if len(order) else 0
     schedule = np.full((total_steps, batch_size), -1, dtype=np.int64)
-    session = np.repeat(np.arange(len(order)), steps_per_session)
-    within = np.arange(len(session)) - np.repeat(np.cumsum(steps_per_session) - steps_per_session, steps_per_session)
-    schedule[first_step[session] + within, slot_of[session]] = offsets[session] + within
+    flat = schedule.reshape(-1)
+    for chunk in range(0, len(order), 65536):  # bounded temporaries for tens of millions of events
+        part = slice(chunk, chunk + 65536)
+        n_steps = steps_per_session[part]
+        session = np.repeat(np.arange(len(n_steps)), n_steps)
+        within = np.arange(len(session)) - np.repeat(np.cumsum(n_steps) - n_steps, n_steps)
+        cell = (first_step[part][session] + within) * batch_size + slot_of[part][session]
+        flat[cell] = offsets[part][session] + within
     return schedule
 
 
@@ -102,13 +107,11 @@ class SessionParallelDataLoader:
         order = self.rng.permutation(n_sessions) if self.shuffle else np.arange(n_sessions)
         schedule = torch.from_numpy(session_parallel_schedule(self.sessions.lengths, order, self.batch_size))
         self._n_steps = len(schedule)
-        idle = schedule < 0
-        first_partial = int(idle.any(dim=1).float().argmax()) if idle.any() else len(schedule)
-        inputs = self._items[schedule].to(self.device)
-        targets = self._items[schedule + 1].to(self.device)
-        starts = self._starts[schedule].to(self.device)
-        active = (~idle).to(self.device)
+        idle_steps = (schedule < 0).any(dim=1)
+        first_partial = int(idle_steps.float().argmax()) if idle_steps.any() else len(schedule)
+        items, starts = self._items.to(self.device), self._starts.to(self.device)
+        schedule = schedule.to(self.device)
         for step in range(len(schedule)):
-            yield SessionParallelBatch(
-                inputs[step], targets[step], starts[step], active[step] if step >= first_partial else None
-            )
+            inputs = schedule[step]  # a step's inputs are gathered here, not for the whole epoch: memory
+            active = inputs >= 0 if step >= first_partial else None
+            yield SessionParallelBatch(items[inputs], items[inputs + 1], starts[inputs], active)
