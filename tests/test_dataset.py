@@ -86,3 +86,30 @@ def test_times_keep_float64_precision(in_tmp_dir):
     assert train.inter_feat["timestamp"].dtype == torch.float64
     assert test.inter_feat["timestamp_list"].dtype == torch.float64
     assert (train.inter_feat["timestamp"] % 1 == 0).all() and (train.inter_feat["timestamp"] % 64 != 0).any()
+
+
+def test_a_session_id_field_cuts_training_and_evaluation_at_session_starts(in_tmp_dir):
+    from recbole_gru4rec_plus.data.synthetic import write_atomic_inter
+
+    # two users; user 1 has sessions 10 (3 events) and 11 (4 events), user 2 session 12 (5 events)
+    users = [1] * 7 + [2] * 5
+    sessions = [10, 10, 10, 11, 11, 11, 11] + [12] * 5
+    items = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+    times = list(range(12))
+    folder = in_tmp_dir / "sess"
+    write_atomic_inter(str(in_tmp_dir), "sess", users, items, times)
+    path = folder / "sess.inter"
+    lines = path.read_text().splitlines()
+    lines = [lines[0] + "\tsession_id:token"] + [f"{line}\t{s}" for line, s in zip(lines[1:], sessions)]
+    path.write_text("\n".join(lines) + "\n")
+    options = {**SMALL, "data_path": str(in_tmp_dir), "SESSION_ID_FIELD": "session_id",
+               "load_col": {"inter": ["user_id", "item_id", "timestamp", "session_id"]}, "user_inter_num_interval": "[0,inf)"}
+    train, valid, test = SessionParallelDataset(PluginConfig("GRU4RecPlus", "sess", None, options)).build()
+    tokens = lambda ids: [int(t) for t in train.id2token("item_id", ids)]
+    sessions = train.training_sessions
+    assert sorted(tokens(sessions.items[a:b]) for a, b in zip(sessions.offsets[:-1], sessions.offsets[1:])) == [
+        [1, 2, 3], [4, 5], [8, 9, 10]]
+    # evaluation rows hold only the current session's items
+    histories = {int(train.id2token("item_id", [t])[0]): tokens(row[:n]) for t, row, n in zip(
+        test.inter_feat["item_id"].numpy(), test.inter_feat["item_id_list"].numpy(), test.inter_feat["item_length"].numpy())}
+    assert histories == {7: [4, 5, 6], 12: [8, 9, 10, 11]}

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, SHARED_DATA
 
 RUN = os.path.join(ROOT, "run", "run.py")
 FAST = ["--epochs=1", "--show_progress=False", "--threads=1"]
@@ -66,3 +66,21 @@ def test_help_documents_every_flag(in_tmp_dir):
     assert result.returncode == 0
     for flag in ("--model", "--dataset", "--config_files", "--threads", "--no_save", "--key=value"):
         assert flag in result.stdout or flag.strip("-") in result.stdout
+
+
+def test_a_movielens_release_is_converted_once_then_trained_on(in_tmp_dir):
+    release = in_tmp_dir / "data" / "ml-latest-small"
+    release.mkdir(parents=True)
+    (release / "ratings.csv").write_bytes(open(os.path.join(SHARED_DATA, "ml-latest-small", "ratings.csv"), "rb").read())
+    result = run("--dataset=ml-latest-small", "--data_path=data/", "--n_sample=64", *FAST, cwd=in_tmp_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (release / "ml-latest-small.inter").is_file()
+    assert "test: {'recall@10'" in result.stdout
+
+
+def test_a_missing_movielens_release_says_what_to_download_and_where(in_tmp_dir):
+    result = run("--dataset=ml-25m", "--data_path=data/", *FAST, cwd=in_tmp_dir)
+    assert result.returncode == 2
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert "https://files.grouplens.org/datasets/movielens/ml-25m.zip" in last_line
+    assert str(in_tmp_dir / "data") in last_line
