@@ -19,6 +19,8 @@ import time
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
 sys.path.insert(0, ROOT)
 
+from report import publish  # noqa: E402 (bench/ is the script's folder)
+
 MODELS = {"GRU4RecPlus": {}, "GRU4Rec": {}}  # each with its own YAML defaults
 
 
@@ -85,11 +87,7 @@ def main():
         lines.append(f"| {model} | " + " | ".join(f"{v:.4g}" for v in figures.values()) + " |")
     speedup = rows["GRU4Rec"]["epoch_s"] / rows["GRU4RecPlus"]["epoch_s"]
     lines.append(f"\nepoch speed-up of GRU4RecPlus over RecBole's GRU4Rec: {speedup:.1f}x (one thread, same run)")
-    report = "\n".join(lines)
-    print(report)
-    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    with open(os.path.join(ROOT, "bench", "results", "ml100k.md"), "w") as f:
-        f.write(report + "\n")
+    publish("ml100k", "\n".join(lines))
 
 
 if __name__ == "__main__":

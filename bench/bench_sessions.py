@@ -15,6 +15,8 @@ import time
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
 sys.path.insert(0, ROOT)
+
+from report import publish  # noqa: E402 (bench/ is the script's folder)
 DIGINETICA = os.path.join(ROOT, os.pardir, "shared", "data", "diginetica-sample", "train-item-views.csv")
 QUIET = {"show_progress": False, "state": "WARNING", "threads": 1}
 
@@ -66,11 +68,7 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         os.chdir(work)
         lines = [diginetica_epoch(work), "", *dwell_rows(work, args.epochs_dwell)]
-    report = "\n".join(lines)
-    print(report)
-    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    with open(os.path.join(ROOT, "bench", "results", "sessions.md"), "w") as f:
-        f.write(report + "\n")
+    publish("sessions", "\n".join(lines))
 
 
 if __name__ == "__main__":
