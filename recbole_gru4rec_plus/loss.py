@@ -1,16 +1,25 @@
 """GRU4Rec's ranking losses (TOP1, BPR, TOP1-max, BPR-max, cross-entropy) as plain modules.
 
 They only see scores, so any RecBole model can use them: ``loss(pos_score, neg_score, neg_mask)``
-with ``pos_score`` (B,), ``neg_score`` (B, N) and ``neg_mask`` (B, N) bool, where False means
-"not a negative of this row" (no contribution, no gradient) and None means all N are negatives.
-Every row needs at least one negative, masked scores must be finite, and the loss is the row mean.
-Everything runs in log space or in forms that cannot overflow or underflow, so scores of +-1e4 give
-finite losses and gradients. A mask that is passed again unchanged is converted to float only once.
+with ``pos_score`` (B,), ``neg_score`` (B, N) and ``neg_mask`` (B, N) or None (all N columns are
+negatives). A bool mask marks with False the columns that are not negatives of the row (no
+contribution, no gradient). A float or integer mask gives each column's multiplicity instead: a
+column of weight k counts as k identical negatives and weight 0 as none, so that a caller can
+score each distinct item once. ``pos_score`` may also be an int64 tensor of column indices: the
+positive of row i is then ``neg_score[i, pos_score[i]]`` (the mask says whether that column also
+counts as a negative). Every row needs at least one negative, masked scores must be finite, and the
+loss is the row mean. Everything runs in log space or in forms that cannot overflow or underflow,
+so scores of +-1e4 give finite losses and gradients. A bool mask passed again unchanged is
+converted only once.
+
+BPR-max and cross-entropy, the losses GRU4Rec trains with, are autograd Functions with hand-derived
+backward passes: a few passes over the (B, N) scores instead of autograd's dozens of operations.
 """
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from .errors import PluginError
 
@@ -28,73 +37,164 @@ def _checked_bpreg(bpreg):
     return value
 
 
-def _negative_mean(terms, weights):
-    """Per-row mean of ``terms`` over the negatives (``weights``: 1 on negatives, 0 elsewhere)."""
-    if weights is None:
+def _positive(pos, neg):
+    """The positives' scores as a (B, 1) column: ``pos``, or ``neg[i, pos[i]]`` for column indices."""
+    if pos.is_floating_point():
+        return pos.unsqueeze(1)
+    return neg.gather(1, pos.unsqueeze(1))
+
+
+def _negative_mean(terms, weight):
+    """Per-row mean of ``terms`` over the negatives, each counted ``weight`` times (None: once)."""
+    if weight is None:
         return terms.mean(1)
-    return (terms * weights).sum(1) / weights.sum(1)
+    return (terms * weight).sum(1) / weight.sum(1)
 
 
-def _softmax_parts(neg, additive):
-    """Unnormalised softmax over each row's negatives: (x, m, e, z) with x the scores (-inf off the
-    negatives), m their detached row max, e = exp(x - m) and z = e.sum(1).
+def _softmax_parts(neg, weight):
+    """Unnormalised softmax over each row's negatives: (m, e, z), all (B, ·), with m a detached row
+    max, e = weight * exp(neg - m) (0 off the negatives) and z = e.sum(1), so s = e / z and
+    logsumexp = m + log z.
 
-    So s = e / z and logsumexp(x) = m + log z; keeping e (not s) saves a pass, and unlike
-    torch.logsumexp the backward reuses e instead of recomputing the exponential.
+    m is the max over all columns: one pass, no mask needed, and any m >= the negatives' max works
+    as long as z does not underflow. Should a non-negative column score so far above the negatives
+    that z underflows, m is recomputed over the negatives only (columns above it are clamped so that
+    exp stays finite; their weight is 0).
     """
-    x = neg if additive is None else neg + additive
-    m = x.detach().amax(1, keepdim=True)
-    e = (x - m).exp()
-    return x, m, e, e.sum(1)
+    m = neg.detach().amax(1, keepdim=True)
+    e = (neg - m).exp_()
+    if weight is None:
+        return m, e, e.sum(1, keepdim=True)
+    e = e * weight if torch.is_grad_enabled() else e.mul_(weight)  # in place unless autograd records e
+    z = e.sum(1, keepdim=True)
+    if bool(z.min() < torch.finfo(z.dtype).tiny ** 0.5):
+        off_negatives = torch.sign(weight).sub_(1).mul_(torch.finfo(neg.dtype).max)  # 0 or -max, no bool tensor
+        m = (neg.detach() + off_negatives).amax(1, keepdim=True)
+        e = (neg - m).clamp(max=0).exp_() * weight
+        z = e.sum(1, keepdim=True)
+    return m, e, z
 
 
-def _log_weighted_sigmoid_sum(pos, x, m, e):
-    """log sum_j e_j sigma(p - x_j), with no underflow: on rows where p < m it is computed as
-    (p - m) + log sum_j sigma(x_j - p), since e_j sigma(p - x_j) = exp(p - m) sigma(x_j - p);
-    either way the sum holds a term >= 1/2 (the best negative), and one sigmoid pass suffices."""
-    p = pos.unsqueeze(1)
-    below = (p.detach() < m).to(e.dtype)  # 1 on rows whose positive is under the best negative
-    terms = torch.sigmoid((p - x) * (1 - 2 * below)) * torch.addcmul(below, e, 1 - below)
-    return ((p - m) * below).squeeze(1) + terms.sum(1).log()
-
-
-def _top1_terms(pos, neg):
+def _top1_terms(p, neg):
     """sigma(r_j - r_i) + sigma(r_j^2): ranks negatives below the positive and pulls them to 0."""
-    return torch.sigmoid(neg - pos.unsqueeze(1)) + torch.sigmoid(neg.square())
+    return torch.sigmoid(neg - p) + torch.sigmoid(neg.square())
+
+
+def _positive_gradients(pos, grad_neg, grad_p):
+    """The gradient for ``pos`` (a (B,) tensor, or None when ``pos`` indexes ``neg``, whose
+    gradient ``grad_neg`` then receives ``grad_p`` in place)."""
+    if pos.is_floating_point():
+        return grad_p.squeeze(1)
+    grad_neg.scatter_add_(1, pos.unsqueeze(1), grad_p)
+    return None
+
+
+class _BPRMaxFunction(torch.autograd.Function):
+    """Mean over rows of BPR-max, -log sum_j s_j sigma(p - x_j) + bpreg * sum_j s_j x_j^2, and its
+    gradients (REFERENCE §3; s = softmax over the negatives, p the positive's score).
+
+    With e, z, m from _softmax_parts (e_j = w_j exp(x_j - m)), sum_j e_j sigma(p - x_j) = c * T,
+    T = sum_j t_j, where on rows with p >= m: c = 1, t_j = e_j sigma(p - x_j), and on rows with
+    p < m: c = exp(p - m), t_j = w_j sigma(x_j - p). T never underflows (the best negative's term
+    is >= 1/2 if m is the negatives' max, and not far below otherwise), and one sigmoid pass
+    serves both kinds of rows. Gradients, with A = sum_j s_j sigma_j, Q = sum_j s_j x_j^2 and
+    sigma_j = sigma(p - x_j):
+        dL/dx_j = s_j (1 - sigma_j^2 / A) + bpreg s_j (x_j^2 - Q + 2 x_j),  s_j sigma_j^2 / A = t_j sigma_j / T
+        dL/dp   = -(1/A) sum_j s_j sigma_j (1 - sigma_j) = -sum_j t_j (1 - sigma_j) / T
+    """
+
+    @staticmethod
+    def forward(ctx, pos, neg, weight, bpreg):
+        p = _positive(pos, neg)
+        m, e, z = _softmax_parts(neg, weight)
+        gap = p - m
+        below = (gap < 0).to(neg.dtype)  # 1 on rows under m, where t_j = w_j sigma(x_j - p)
+        flip = 1 - 2 * below
+        q = torch.sub(p, neg).mul_(flip).sigmoid_()  # sigma(p - x) above m, sigma(x - p) below
+        ctx.any_below = bool(below.any())
+        if ctx.any_below:  # lerp is exact at 0 and 1: e on the rows above m, w below
+            t = torch.lerp(e, weight if weight is not None else neg.new_ones(()), below).mul_(q)
+        else:
+            t = q * e
+        big_t = t.sum(1, keepdim=True)
+        rows = torch.log(z / big_t) - gap * below  # -log A = log z - log(c T)
+        square = reg = None
+        if bpreg:
+            square = neg.square()
+            reg = (e * square).sum(1, keepdim=True).div_(z)  # Q; finite since e = 0 off the negatives
+            rows.add_(reg, alpha=bpreg)
+        ctx.save_for_backward(pos, neg, e, z, q, t, big_t, flip, below, square, reg)
+        ctx.bpreg = bpreg
+        return rows.mean()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_loss):
+        pos, neg, e, z, q, t, big_t, flip, below, square, reg = ctx.saved_tensors
+        g = grad_loss / len(neg)  # the mean's share of each row
+        s = e * (g / z)  # softmax, times g
+        u = t * q  # t_j sigma_j above m, t_j (1 - sigma_j) below
+        coef = flip / big_t * g
+        grad_neg = torch.addcmul(s, u, coef, value=-1)  # s - u / T above m, s + u / T below ...
+        if ctx.any_below:
+            grad_neg.addcmul_(t, below / big_t * g, value=-1)  # ... - t / T below
+        grad_p = coef * u.sum(1, keepdim=True) - (1 - below) * g
+        if ctx.bpreg:
+            grad_neg.addcmul_(s, torch.add(square, neg, alpha=2).sub_(reg), value=ctx.bpreg)
+        return _positive_gradients(pos, grad_neg, grad_p), grad_neg, None, None
+
+
+class _CrossEntropyFunction(torch.autograd.Function):
+    """Mean over rows of the sampled softmax loss, -log(exp(p) / (exp(p) + sum_j w_j exp(x_j))) =
+    lse - p with lse = logaddexp(p, m + log z); gradients: the softmax over the positive and the
+    negatives, e_j exp(m - lse) for a negative and exp(p - lse) - 1 for the positive."""
+
+    @staticmethod
+    def forward(ctx, pos, neg, weight):
+        p = _positive(pos, neg)
+        m, e, z = _softmax_parts(neg, weight)
+        lse = torch.logaddexp(p, m + z.log())
+        ctx.save_for_backward(pos, e, (m - lse).exp_(), (p - lse).exp_())
+        return (lse - p).mean()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_loss):
+        pos, e, neg_scale, pos_prob = ctx.saved_tensors
+        g = grad_loss / len(e)
+        grad_neg = e * (neg_scale * g)
+        return _positive_gradients(pos, grad_neg, (pos_prob - 1) * g), grad_neg, None
 
 
 class _RankingLoss(nn.Module):
-    """Shared call: converts the bool mask (cached per mask tensor), returns the mean row loss.
+    """Shared call: converts the mask to column weights (a bool mask once per mask tensor).
 
-    Subclasses set ``additive_mask`` (True: 0 / -inf added to the scores; False: 0 / 1 weights)
-    and implement ``row_loss(pos, neg, mask)`` with that float mask, or None for no mask.
+    Subclasses implement ``batch_loss(pos, neg, weight)``, the mean row loss, with ``weight`` the
+    (B, N) float multiplicities or None (every column a negative once); ``pos`` as given.
     """
-
-    additive_mask = False
 
     def __init__(self):
         super().__init__()
-        self._mask_cache = None  # (bool mask, its version, dtype, float mask)
+        self._mask_cache = None  # (bool mask, its version, dtype, weights)
 
     def forward(self, pos_score, neg_score, neg_mask=None):
-        mask = None if neg_mask is None else self._float_mask(neg_mask, neg_score.dtype)
-        return self.row_loss(pos_score, neg_score, mask).mean()
+        return self.batch_loss(pos_score, neg_score, self._weight(neg_mask, neg_score.dtype))
 
-    def _float_mask(self, neg_mask, dtype):
-        # Bool masks are slow to use on CPU; the caller's constant mask is converted only once.
+    def _weight(self, neg_mask, dtype):
+        """The mask as (B, N) multiplicities in ``dtype``, or None for no mask."""
+        if neg_mask is None or neg_mask.dtype != torch.bool:
+            return None if neg_mask is None else neg_mask.to(dtype)
+        # A bool mask is slow to convert on CPU; the caller's constant mask is converted only once.
         version = None if neg_mask.is_inference() else neg_mask._version
         cache = self._mask_cache
         if cache is not None and cache[0] is neg_mask and cache[1:3] == (version, dtype):
             return cache[3]
-        if self.additive_mask:
-            mask = torch.where(neg_mask, 0.0, float("-inf")).to(dtype)
-        else:
-            mask = neg_mask.to(dtype)
+        weight = neg_mask.to(dtype)
         if version is not None:
-            self._mask_cache = (neg_mask, version, dtype, mask)
-        return mask
+            self._mask_cache = (neg_mask, version, dtype, weight)
+        return weight
 
-    def row_loss(self, pos, neg, mask):
+    def batch_loss(self, pos, neg, weight):
         raise NotImplementedError
 
 
@@ -103,8 +203,8 @@ class TOP1Loss(_RankingLoss):
 
     GRU4Rec's (2016) ranking loss, with a regulariser that keeps negative scores near zero."""
 
-    def row_loss(self, pos, neg, mask):
-        return _negative_mean(_top1_terms(pos, neg), mask)
+    def batch_loss(self, pos, neg, weight):
+        return _negative_mean(_top1_terms(_positive(pos, neg), neg), weight).mean()
 
 
 class BPRLoss(_RankingLoss):
@@ -112,8 +212,8 @@ class BPRLoss(_RankingLoss):
 
     The classic pairwise loss; its gradient fades once most negatives are ranked low."""
 
-    def row_loss(self, pos, neg, mask):
-        return -_negative_mean(F.logsigmoid(pos.unsqueeze(1) - neg), mask)
+    def batch_loss(self, pos, neg, weight):
+        return -_negative_mean(F.logsigmoid(_positive(pos, neg) - neg), weight).mean()
 
 
 class TOP1MaxLoss(_RankingLoss):
@@ -121,11 +221,9 @@ class TOP1MaxLoss(_RankingLoss):
 
     Focusing on the highest-scored negatives keeps the gradient alive with many negatives."""
 
-    additive_mask = True
-
-    def row_loss(self, pos, neg, mask):
-        _, _, e, z = _softmax_parts(neg, mask)
-        return (e * _top1_terms(pos, neg)).sum(1) / z
+    def batch_loss(self, pos, neg, weight):
+        _, e, z = _softmax_parts(neg, weight)
+        return ((e * _top1_terms(_positive(pos, neg), neg)).sum(1, keepdim=True) / z).mean()
 
 
 class BPRMaxLoss(_RankingLoss):
@@ -133,19 +231,12 @@ class BPRMaxLoss(_RankingLoss):
 
     GRU4Rec's (2018) max-style BPR, with a score regulariser of strength ``bpreg``."""
 
-    additive_mask = True
-
     def __init__(self, bpreg=1.0):
         super().__init__()
         self.bpreg = _checked_bpreg(bpreg)
 
-    def row_loss(self, pos, neg, mask):
-        x, m, e, z = _softmax_parts(neg, mask)
-        # -log sum_j s_j sigma(...) = log z - log sum_j e_j sigma(...)
-        loss = z.log() - _log_weighted_sigmoid_sum(pos, x, m, e)
-        if self.bpreg:
-            loss = loss + self.bpreg * (e * neg.square()).sum(1) / z
-        return loss
+    def batch_loss(self, pos, neg, weight):
+        return _BPRMaxFunction.apply(pos, neg, weight, self.bpreg)
 
     def extra_repr(self):
         return f"bpreg={self.bpreg}"
@@ -155,11 +246,8 @@ class CrossEntropyLoss(_RankingLoss):
     """Cross-entropy of the positive among itself and its negatives (sampled softmax):
     -log(exp(r_i) / (exp(r_i) + sum_j exp(r_j))), via logsumexp so it never overflows."""
 
-    additive_mask = True
-
-    def row_loss(self, pos, neg, mask):
-        _, m, _, z = _softmax_parts(neg, mask)
-        return torch.logaddexp(pos, m.squeeze(1) + z.log()) - pos
+    def batch_loss(self, pos, neg, weight):
+        return _CrossEntropyFunction.apply(pos, neg, weight)
 
 
 _LOSSES = dict(zip(LOSS_NAMES, (TOP1Loss, BPRLoss, TOP1MaxLoss, BPRMaxLoss, CrossEntropyLoss)))

@@ -5,11 +5,25 @@ import torch
 from .errors import PluginError
 
 
+def _distinct_rows(grad):
+    """(row indices, values) of a sparse row gradient, duplicate rows summed.
+
+    coalesce() sorts even when the rows are already sorted and distinct (as for gradients made
+    by gather_distinct_rows, whose coalesced flag autograd drops), so check that first: O(nnz).
+    """
+    if not grad.is_coalesced():
+        rows = grad._indices()[0]
+        if not bool((rows[1:] > rows[:-1]).all()):
+            grad = grad.coalesce()
+    return grad._indices()[0], grad._values()
+
+
 class IndexedAdagradM(torch.optim.Optimizer):
     """Adagrad(+momentum): acc += g²; upd = lr·g/sqrt(acc+eps) (+ momentum·vel); vel = upd; p -= upd.
 
-    Sparse (COO) gradients are coalesced and update only their rows (acc, vel and p of other rows
-    stay unchanged, so momentum is not applied to them); dense gradients update the whole tensor.
+    Sparse (COO) gradients update only their rows (acc, vel and p of other rows stay unchanged,
+    so momentum is not applied to them); duplicate rows are summed first, and a gradient whose
+    rows are already sorted and distinct is used as it is. Dense gradients update the whole tensor.
     Note eps is inside the sqrt (GRU4Rec), unlike torch.optim.Adagrad's sqrt(acc) + eps.
     """
 
@@ -44,8 +58,7 @@ class IndexedAdagradM(torch.optim.Optimizer):
                 if g.is_sparse:
                     if g.sparse_dim() != 1:
                         raise ValueError("IndexedAdagradM supports sparse gradients over rows only (sparse_dim == 1)")
-                    g = g.coalesce()  # sums duplicate rows
-                    idx, vals = g._indices()[0], g._values()
+                    idx, vals = _distinct_rows(g)
                     acc.index_add_(0, idx, vals * vals)
                     upd = acc.index_select(0, idx).add_(eps).rsqrt_().mul_(vals)
                     if mom > 0:

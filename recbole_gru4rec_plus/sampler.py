@@ -6,12 +6,37 @@ import torch
 from .errors import PluginError
 
 
+_REFILL_CHUNK = 1 << 16  # draws per chunk of a refill
+
+
+def _alias_table(probabilities):
+    """Walker's alias table (Vose's construction) of a probability vector, float64 numpy.
+
+    Returns (keep, alias): column k holds its own item with probability keep[k], else item
+    alias[k]; drawing k uniformly then gives item i with probability ``probabilities[i]``.
+    """
+    n = len(probabilities)
+    scaled = probabilities * n
+    keep, alias = np.ones(n), np.arange(n)
+    small = [k for k in range(n) if scaled[k] < 1.0]
+    large = [k for k in range(n) if scaled[k] >= 1.0]
+    while small and large:
+        short, tall = small.pop(), large[-1]
+        keep[short], alias[short] = scaled[short], tall
+        scaled[tall] = (scaled[tall] + scaled[short]) - 1.0  # the mass tall gave to column short
+        if scaled[tall] < 1.0:
+            small.append(large.pop())
+    # what is left has scaled ~ 1 up to rounding: keep[k] = 1
+    return keep, alias
+
+
 class PopularitySampler:
     """Draws ``n_sample`` item ids per call with P(i) ∝ supp(i)^alpha, alpha in [0, 1].
 
     Items with supp(i) == 0 (incl. the padding item 0) have P(i) = 0 for every alpha, also for
     alpha == 0 (uniform over items with at least one training event). Draws are made
-    ``cache_size`` steps at a time by inverse CDF, since a categorical draw per step is slow.
+    ``cache_size`` steps at a time with Walker's alias method, since a categorical draw per
+    step is slow (and an inverse-CDF search costs O(log n) per draw).
     """
 
     def __init__(self, supports, alpha: float, n_sample: int, cache_size: int,
@@ -32,11 +57,13 @@ class PopularitySampler:
             raise PluginError("item supports must be non-negative event counts; check the training data passed to the sampler.")
         weights = torch.where(supp > 0, supp.pow(alpha), torch.zeros_like(supp))
         self.probabilities = weights / weights.sum()
-        self._cdf = torch.cumsum(self.probabilities, 0)
-        self._cdf /= self._cdf[-1].clone()  # make the last entry exactly 1
-        # Zero-probability items are never hit since searchsorted(right=True) skips flat CDF runs;
-        # clamp to the last positive item guards against u rounding up to 1.0.
-        self._max_id = int(torch.nonzero(self.probabilities > 0)[-1])
+        # Walker's alias method over the items with P(i) > 0 (so no other item can ever be drawn):
+        # one uniform u per draw picks column k = floor(u * n) and, through u * n - k, either the
+        # column's own item (with probability _keep[k]) or its alias.
+        self._items = torch.nonzero(self.probabilities > 0).squeeze(1)
+        keep, alias = _alias_table(self.probabilities[self._items].numpy())
+        self._keep = torch.from_numpy(keep)
+        self._alias_items = self._items[torch.from_numpy(alias)]
         self.n_sample, self.cache_size = n_sample, cache_size
         if generator is None:
             generator = torch.Generator()
@@ -50,11 +77,21 @@ class PopularitySampler:
         self._empty = torch.empty(0, dtype=torch.int64)
 
     def _refill(self):
-        """Fill the whole (cache_size, n_sample) cache with fresh draws in one searchsorted call."""
-        u = torch.rand(self.cache_size * self.n_sample, dtype=torch.float64, generator=self.generator)
-        ids = torch.searchsorted(self._cdf, u, right=True).clamp_(max=self._max_id)
-        self._cache = ids.view(self.cache_size, self.n_sample)
+        """Fill a new (cache_size, n_sample) cache with fresh draws: O(1) work per draw, made in
+        chunks so that the temporaries stay small (and in cache)."""
+        cache = torch.empty(self.cache_size * self.n_sample, dtype=torch.int64)
+        for chunk in cache.split(_REFILL_CHUNK):
+            self._draw(chunk)
+        self._cache = cache.view(self.cache_size, self.n_sample)
         self._row = 0
+
+    def _draw(self, out):
+        """Fill ``out`` with item ids drawn by the alias method."""
+        n_columns = len(self._items)
+        u = torch.rand(len(out), dtype=torch.float64, generator=self.generator).mul_(n_columns)
+        columns = u.long().clamp_(max=n_columns - 1)
+        kept = u.frac_() < self._keep.index_select(0, columns)  # the fraction of u * n is a fresh uniform
+        torch.where(kept, self._items.index_select(0, columns), self._alias_items.index_select(0, columns), out=out)
 
     def sample(self) -> torch.LongTensor:
         """Return the next step's (n_sample,) int64 item ids (a row view of the cache)."""

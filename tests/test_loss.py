@@ -122,18 +122,21 @@ def _padded(neg, hole_columns, fill):
     return padded, mask
 
 
+# fill 1e3: masked columns far above the negatives (the losses then take the row max over the negatives only)
+@pytest.mark.parametrize("fill", [7.0, 1e3])
 @pytest.mark.parametrize("name", LOSS_NAMES)
-def test_masked_columns_change_nothing(name):
+def test_masked_columns_change_nothing(name, fill):
     pos, neg = _random_case()
-    padded, mask = _padded(neg.detach(), [0, 5, 2], fill=7.0)
+    padded, mask = _padded(neg.detach(), [0, 5, 2], fill=fill)
     loss = build_loss(name)
     assert loss(pos, padded, mask).item() == pytest.approx(loss(pos, neg).item(), rel=1e-12)
 
 
+@pytest.mark.parametrize("fill", [7.0, 1e3])
 @pytest.mark.parametrize("name", LOSS_NAMES)
-def test_masked_columns_get_zero_gradient_and_the_others_are_unchanged(name):
+def test_masked_columns_get_zero_gradient_and_the_others_are_unchanged(name, fill):
     pos, neg = _random_case()
-    padded, mask = _padded(neg.detach(), [0, 5, 2], fill=7.0)
+    padded, mask = _padded(neg.detach(), [0, 5, 2], fill=fill)
     padded.requires_grad_()
     loss = build_loss(name)
     loss(pos, padded, mask).backward()
@@ -181,6 +184,93 @@ def test_same_mask_works_for_float32_and_float64(name):
     assert in_float32.item() == pytest.approx(in_float64.item(), rel=1e-5)
 
 
+# ---- multiplicity (float) masks ----------------------------------------------------------------
+
+def _multiplicities(shape, seed=4):
+    """Whole-number column multiplicities 0..3; column 0 is a negative of every row."""
+    weight = torch.randint(0, 4, shape, generator=torch.Generator().manual_seed(seed)).double()
+    weight[:, 0] = weight[:, 0].clamp(min=1)
+    return weight
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_multiplicity_mask_equals_repeated_columns(name):
+    pos, neg = _random_case(b=4, n=5, seed=5)
+    with torch.no_grad():
+        pos[0], pos[1] = 3.0, -3.0  # rows above and under all their negatives
+    weight = _multiplicities(neg.shape)
+    copies = 3  # every column repeated 3 times; a bool mask keeps weight[i, j] of the copies
+    repeated_mask = torch.arange(copies).repeat(neg.shape[1]) < weight.repeat_interleave(copies, dim=1)
+    loss = build_loss(name, bpreg=0.7)
+
+    value = loss(pos, neg, weight)
+    value.backward()
+    grads = pos.grad.clone(), neg.grad.clone()
+    pos.grad = neg.grad = None
+    expected = loss(pos, neg.repeat_interleave(copies, dim=1), repeated_mask)
+    expected.backward()
+
+    assert value.item() == pytest.approx(expected.item(), rel=1e-12)
+    torch.testing.assert_close(grads, (pos.grad, neg.grad))
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_multiplicity_mask_of_zeros_and_ones_equals_the_bool_mask(name):
+    pos, neg = _random_case(b=3, n=6, seed=6)
+    mask = torch.rand(neg.shape, generator=torch.Generator().manual_seed(7)) > 0.5
+    mask[:, 2] = True
+    loss = build_loss(name)
+    as_bool = loss(pos, neg, mask)
+    assert loss(pos, neg, mask.double()).item() == pytest.approx(as_bool.item(), rel=1e-12)
+    assert loss(pos, neg, mask.long()).item() == pytest.approx(as_bool.item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_gradient_with_a_multiplicity_mask_matches_finite_differences(name):
+    pos, neg = _random_case(b=4, n=6, seed=8)
+    with torch.no_grad():
+        pos[0], pos[1] = 3.0, -3.0
+    weight = _multiplicities(neg.shape, seed=9) * 0.75  # fractional weights work the same way
+    loss = build_loss(name, bpreg=0.7)
+    assert torch.autograd.gradcheck(lambda p, n: loss(p, n, weight), (pos, neg))
+
+
+# ---- positives given as column indices ---------------------------------------------------------
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["bool-mask", "multiplicities"])
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_positive_column_indices_equal_the_gathered_scores(name, weighted):
+    b, n = 4, 7
+    scores = torch.randn(b, n, dtype=torch.float64, generator=torch.Generator().manual_seed(10))
+    with torch.no_grad():
+        scores[0, 3] = 4.0  # a positive above all its negatives
+    own = torch.tensor([3, 0, 6, 3])
+    mask = torch.ones(b, n, dtype=torch.bool)
+    mask[torch.arange(b), own] = False
+    mask = _multiplicities((b, n)) * mask if weighted else mask
+    by_index, by_value = scores.clone().requires_grad_(), scores.clone().requires_grad_()
+    loss = build_loss(name, bpreg=0.7)
+
+    value = loss(own, by_index, mask)
+    expected = loss(by_value[torch.arange(b), own], by_value, mask)
+    value.backward()
+    expected.backward()
+
+    assert value.item() == pytest.approx(expected.item(), rel=1e-12)
+    torch.testing.assert_close(by_index.grad, by_value.grad)
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_gradient_with_positive_column_indices_matches_finite_differences(name):
+    _, scores = _random_case(b=3, n=6, seed=11)
+    own = torch.tensor([0, 4, 2])
+    mask = _multiplicities(scores.shape, seed=12)
+    mask[torch.arange(3), own] = 0
+    mask[:, 1] = 1  # every row keeps a negative
+    loss = build_loss(name, bpreg=0.7)
+    assert torch.autograd.gradcheck(lambda s: loss(own, s, mask), (scores,))
+
+
 # ---- gradients -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
@@ -217,7 +307,7 @@ def test_extreme_scores_give_finite_loss_and_gradients(name, dtype):
     )
     mask = torch.tensor([[True, False, True]] * 7)
     loss = build_loss(name)
-    for neg_mask in (None, mask):
+    for neg_mask in (None, mask, mask * 2.0):
         pos.grad = neg.grad = None
         value = loss(pos, neg, neg_mask)
         value.backward()

@@ -183,3 +183,32 @@ def test_params_without_grad_are_skipped():
 def test_invalid_options(kw, name):
     with pytest.raises(PluginError, match=name):
         IndexedAdagradM([torch.nn.Parameter(torch.ones(2))], **kw)
+
+
+@pytest.mark.parametrize("mom", [0.0, 0.5])
+def test_sparse_gradient_with_sorted_distinct_rows_is_used_without_coalescing(mom, monkeypatch):
+    rows = torch.tensor([[1, 4, 5]])
+    values = torch.tensor(np.random.default_rng(2).normal(size=(3, 2)))
+    params = [torch.nn.Parameter(torch.ones(7, 2, dtype=torch.float64)) for _ in range(2)]
+    opts = [IndexedAdagradM([p], lr=0.1, momentum=mom) for p in params]
+    for _ in range(2):
+        params[0].grad = torch.sparse_coo_tensor(rows, values, (7, 2), check_invariants=True).coalesce()
+        opts[0].step()
+    monkeypatch.setattr(torch.Tensor, "coalesce", lambda self: pytest.fail("coalesce() called"))
+    for _ in range(2):
+        params[1].grad = torch.sparse_coo_tensor(rows, values, (7, 2), check_invariants=True)  # not flagged coalesced
+        assert not params[1].grad.is_coalesced()
+        opts[1].step()
+    assert torch.equal(params[0], params[1])
+    assert torch.equal(opts[0].state[params[0]]["acc"], opts[1].state[params[1]]["acc"])
+
+
+def test_sparse_gradient_with_unsorted_or_repeated_rows_is_merged():
+    values = torch.tensor(np.random.default_rng(3).normal(size=(4, 2)))
+    params = [torch.nn.Parameter(torch.ones(7, 2, dtype=torch.float64)) for _ in range(2)]
+    opts = [IndexedAdagradM([p], lr=0.1) for p in params]
+    params[0].grad = torch.sparse_coo_tensor(torch.tensor([[5, 1, 5, 2]]), values, (7, 2), check_invariants=True)
+    params[1].grad = params[0].grad.coalesce()
+    for opt in opts:
+        opt.step()
+    assert torch.equal(params[0], params[1])

@@ -99,3 +99,16 @@ def test_global_rng_untouched(seed):
     for _ in range(5):
         s.sample()
     assert torch.equal(torch.get_rng_state(), before)
+
+
+@pytest.mark.parametrize("supports", [SUPPORTS, np.random.default_rng(0).zipf(1.5, 2000) % 500])
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0])
+def test_alias_table_gives_exactly_the_probabilities(supports, alpha):
+    # column k of n is drawn with probability 1/n and gives its own item with probability keep[k]
+    s = PopularitySampler(supports, alpha, n_sample=1, cache_size=1, seed=0)
+    n = len(s._items)
+    implied = torch.zeros_like(s.probabilities)
+    implied.index_add_(0, s._items, s._keep / n)
+    implied.index_add_(0, s._alias_items, (1 - s._keep) / n)
+    torch.testing.assert_close(implied, s.probabilities, rtol=1e-12, atol=1e-15)
+    assert set(s._alias_items.tolist()) <= set(np.flatnonzero(np.asarray(supports) > 0).tolist())

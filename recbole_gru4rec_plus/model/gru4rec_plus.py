@@ -16,7 +16,7 @@ from torch import nn
 from ..errors import PluginError
 from ..loss import build_loss
 from ..sampler import PopularitySampler
-from .layers import GateProjection, GRULayer, init_uniform_, parse_final_activation
+from .layers import GateProjection, GRULayer, gather_distinct_rows, init_uniform_, parse_final_activation
 
 
 def _require(condition, message):
@@ -94,22 +94,23 @@ class GRU4RecPlus(SequentialRecommender):
         self.embed_dropout = nn.Dropout(config["dropout_p_embed"])
         self.hidden_dropout = nn.Dropout(config["dropout_p_hidden"])
         self._session_state = None
-        self._negative_masks = {}
 
     # ---- one step of the GRU stack, shared by training and prediction ----
 
-    def _input_gates(self, items):
+    def _input_gates(self, items, embedded=None):
+        """First-layer input projection of ``items``; ``embedded``: their rows of the input table, if looked up."""
         if self.constrained_embedding or self.embedding_size:
-            table = self.item_embedding if self.constrained_embedding else self.input_embedding
-            return self.first_projection(self.embed_dropout(F.embedding(items, table.weight, sparse=True)))
+            if embedded is None:
+                table = self.item_embedding if self.constrained_embedding else self.input_embedding
+                embedded = F.embedding(items, table.weight, sparse=True)
+            return self.first_projection(self.embed_dropout(embedded))
         gates = F.embedding(items, self.one_hot_gates.weight, sparse=True)
         if self.training and self.embed_dropout.p > 0:  # dropout on a one-hot vector drops the whole item
             gates = gates * self.embed_dropout(torch.ones_like(gates[:, :1]))
         return gates + self.one_hot_bias
 
-    def _step(self, items, states):
-        """Feed one item per row; returns the new states (one per layer) and the output after dropout."""
-        gates = self._input_gates(items)
+    def _step(self, gates, states):
+        """One step from the first layer's input gates; returns the new states (one per layer) and the output after dropout."""
         new_states = []
         for depth, layer in enumerate(self.gru_layers):
             if depth:
@@ -127,40 +128,58 @@ class GRU4RecPlus(SequentialRecommender):
         """Forget the carried hidden states: called at the start of every training epoch."""
         self._session_state = None
 
-    def _scores(self, output, columns):
-        """Score matrix R = h · W[columns]ᵀ + b[columns] (log-Q corrected), after the final activation."""
-        weight = F.embedding(columns, self.item_embedding.weight, sparse=True)
-        bias = F.embedding(columns, self.item_bias.weight, sparse=True).squeeze(1)
-        scores = torch.addmm(bias, output, weight.t())
-        if self.logq:
-            scores = scores - self.logq * self.log_sample_prob[columns]
-        return self.final_activation(scores)
+    def _negative_weights(self, slots, n_rows, n_items, active, dtype):
+        """Per loss row, how many of its negatives are each distinct item, and the row's own item.
 
-    def _negative_mask(self, n_rows, n_columns, active):
-        """True where column j is a negative of row i: every column but the row's own target."""
-        key = (n_rows, n_columns)
-        if key not in self._negative_masks:
-            eye = torch.eye(n_rows, n_columns, dtype=torch.bool, device=self.log_sample_prob.device)
-            self._negative_masks[key] = ~eye
-        mask = self._negative_masks[key]
-        if active is not None:  # idle slots at the end of an epoch: neither rows nor negatives
-            mask = mask[active] & F.pad(active, (0, n_columns - n_rows), value=True)
-        return mask
+        ``slots[j]``: the distinct item of column j (the n_rows targets, then the samples). Every
+        column but the row's own target is a negative of the row; idle slots (``active`` False)
+        are neither rows nor negatives. Returns (own item of each row, rows × n_items weights).
+        """
+        own = slots[:n_rows]
+        if active is not None:
+            own = own[active]
+            slots = torch.cat((own, slots[n_rows:]))
+        weights = torch.bincount(slots, minlength=n_items).to(dtype).expand(len(own), n_items).clone()
+        rows = torch.arange(len(own), device=own.device)
+        weights.index_put_((rows, own), weights.new_full((), -1.0), accumulate=True)
+        return own, weights
 
     def calculate_loss(self, batch):
-        """Loss of one session-parallel step; carries the (detached) hidden states to the next step."""
-        states = self._session_state or self._zero_states(len(batch.inputs))
+        """Loss of one session-parallel step; carries the (detached) hidden states to the next step.
+
+        Each distinct item of the step (its targets and samples, and with constrained_embedding
+        its inputs) is looked up and scored once, and the loss counts it as often as it is a
+        negative: the loss of REFERENCE §2 over all B + n_sample columns, with fewer columns to
+        score, and embedding gradients with one row per item (no duplicate rows to merge).
+        """
+        n_rows = len(batch.targets)
+        samples = self.sampler.sample().to(batch.targets.device)
+        shared = self.constrained_embedding
+        looked_up = (batch.inputs, batch.targets, samples) if shared else (batch.targets, samples)
+        items, slots = torch.unique(torch.cat(looked_up), return_inverse=True)
+        bias = gather_distinct_rows(self.item_bias.weight, items).squeeze(1)
+        if shared:
+            weight, embedded = gather_distinct_rows(self.item_embedding.weight, items, slots[:n_rows])
+            gates = self._input_gates(batch.inputs, embedded)
+            slots = slots[n_rows:]
+        else:
+            weight = gather_distinct_rows(self.item_embedding.weight, items)
+            gates = self._input_gates(batch.inputs)
+
+        states = self._session_state or self._zero_states(n_rows)
         starts = batch.starts.unsqueeze(1)
         states = [state.masked_fill(starts, 0.0) for state in states]
-        new_states, output = self._step(batch.inputs, states)
+        new_states, output = self._step(gates, states)
         self._session_state = [state.detach() for state in new_states]
-        columns = torch.cat((batch.targets, self.sampler.sample().to(batch.targets.device)))
-        scores = self._scores(output, columns)
-        mask = self._negative_mask(len(batch.targets), len(columns), batch.active)
-        positive = scores.diagonal()
+
+        scores = torch.addmm(bias, output, weight.t())  # h · W[i] + b[i] for each distinct item i
+        if self.logq:
+            scores = scores - self.logq * self.log_sample_prob[items]
         if batch.active is not None:
-            positive, scores = positive[batch.active], scores[batch.active]
-        return self.loss_fct(positive, scores, mask)
+            scores = scores[batch.active]
+        scores = self.final_activation(scores)
+        own, weights = self._negative_weights(slots, n_rows, len(items), batch.active, scores.dtype)
+        return self.loss_fct(own, scores, weights)  # each row's positive: its own target's column
 
     # ---- prediction (RecBole's evaluator) ----
 
@@ -168,7 +187,7 @@ class GRU4RecPlus(SequentialRecommender):
         """Final hidden state after reading each row's items (a session's items, oldest first)."""
         states = self._zero_states(len(item_seq))
         for position in range(int(item_seq_len.max()) if len(item_seq_len) else 0):
-            new_states, _ = self._step(item_seq[:, position], states)
+            new_states, _ = self._step(self._input_gates(item_seq[:, position]), states)
             alive = (item_seq_len > position).unsqueeze(1)
             states = [torch.where(alive, new, old) for new, old in zip(new_states, states)]
         return states[-1]

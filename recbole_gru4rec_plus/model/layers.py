@@ -5,6 +5,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from ..errors import PluginError
 
@@ -14,6 +15,43 @@ def init_uniform_(weight, fan_in, fan_out):
     bound = math.sqrt(6.0 / (fan_in + fan_out))
     with torch.no_grad():
         return weight.uniform_(-bound, bound)
+
+
+class _DistinctRows(torch.autograd.Function):
+    """``weight[rows]`` for sorted distinct ``rows``, and optionally ``weight[rows][picks]``; the
+    gradient is one sparse tensor with one row per distinct row."""
+
+    @staticmethod
+    def forward(ctx, weight, rows, picks):
+        ctx.save_for_backward(rows, picks)
+        ctx.weight_shape = weight.shape
+        gathered = weight.index_select(0, rows)
+        return gathered if picks is None else (gathered, gathered.index_select(0, picks))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad, grad_picked=None):
+        rows, picks = ctx.saved_tensors
+        if grad is None:
+            grad = grad_picked.new_zeros(len(rows), *ctx.weight_shape[1:])
+        if grad_picked is not None:
+            grad = grad.index_add(0, picks, grad_picked)  # out of place: grad may be shared
+        sparse = torch.sparse_coo_tensor(
+            rows.unsqueeze(0), grad, ctx.weight_shape, is_coalesced=True, check_invariants=False
+        )
+        return sparse, None, None
+
+
+def gather_distinct_rows(weight, rows, picks=None):
+    """``weight[rows]`` for sorted distinct ``rows`` (e.g. from ``torch.unique``), with a sparse
+    gradient of one row per distinct row; with ``picks`` (positions in ``rows``) also
+    ``weight[rows[picks]]``, whose gradient joins the same sparse tensor.
+
+    F.embedding(sparse=True) yields one gradient row per lookup, which the optimizer then has to
+    sort and merge (coalesce); here there is nothing to merge, and the input rows of a step do not
+    need a lookup (and a sparse gradient) of their own.
+    """
+    return _DistinctRows.apply(weight, rows, picks)
 
 
 class GRULayer(nn.Module):
@@ -49,22 +87,28 @@ class GateProjection(nn.Linear):
 
 
 def parse_final_activation(name):
-    """'linear', 'relu', 'tanh', 'leaky-<slope>', 'elu-<alpha>' -> a function on score matrices."""
+    """'linear', 'relu', 'tanh', 'leaky-<slope>', 'elu-<alpha>' -> a function on score matrices.
+
+    The function works in place (saving a score-sized buffer per step), so pass it a matrix of your
+    own, e.g. fresh scores; autograd still works (a negative slope or alpha is applied out of place,
+    since autograd cannot invert it in place).
+    """
     kind, _, parameter = str(name).lower().partition("-")
     try:
         value = float(parameter) if parameter else None
     except ValueError:
         value = None
         kind = "invalid"
-    activations = {
-        "linear": lambda scores: scores,
-        "relu": F.relu,
-        "tanh": torch.tanh,
-        "leaky": lambda scores: F.leaky_relu(scores, value if value is not None else 0.01),
-        "elu": lambda scores: F.elu(scores, value if value is not None else 1.0),
-    }
-    if kind not in activations or (value is not None and kind not in ("leaky", "elu")):
+    if kind not in ("linear", "relu", "tanh", "leaky", "elu") or (value is not None and kind not in ("leaky", "elu")):
         raise PluginError(
             f"final_act '{name}' is not valid: use linear, relu, tanh, leaky-<slope> or elu-<alpha> (e.g. elu-0.5)"
         )
-    return activations[kind]
+    if kind == "leaky":
+        slope = value if value is not None else 0.01
+        leaky_relu = F.leaky_relu_ if slope > 0 else F.leaky_relu
+        return lambda scores: leaky_relu(scores, slope)
+    if kind == "elu":
+        alpha = value if value is not None else 1.0
+        elu = F.elu_ if alpha > 0 else F.elu
+        return lambda scores: elu(scores, alpha)
+    return {"linear": lambda scores: scores, "relu": F.relu_, "tanh": torch.tanh_}[kind]
