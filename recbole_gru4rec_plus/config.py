@@ -16,19 +16,7 @@ from recbole.utils import ModelType
 
 from .errors import PluginError
 from .model import get_model_class
-
-
-
-def _find_properties_dir():
-    """``properties/`` ships inside the installed package; in a source checkout it sits beside it."""
-    package_dir = os.path.dirname(os.path.abspath(__file__))
-    for candidate in (os.path.join(package_dir, "properties"), os.path.join(package_dir, os.pardir, "properties")):
-        if os.path.isdir(candidate):
-            return os.path.normpath(candidate)
-    raise PluginError(f"the plugin's properties/ folder is missing next to {package_dir}: reinstall the package")
-
-
-PROPERTIES_DIR = _find_properties_dir()
+from .resources import PROPERTIES_DIR
 
 
 def plugin_yaml_files(model_name, dataset_name):

@@ -22,15 +22,11 @@ from .data.dataset import SessionParallelDataset
 from .data.movielens import prepare_movielens
 from .data.session_parallel import SessionParallelDataLoader
 from .errors import PluginError
-from .trainer import get_trainer_class, load_checkpoint
+from .trainer import get_trainer_class, is_session_parallel, load_checkpoint
 
 # RecBole's Dataset._fill_nan uses chained fillna(inplace=True): it works under pandas < 3 (pinned)
 # but warns on every run; the warning is about RecBole's code, not the user's data.
 warnings.filterwarnings("ignore", category=FutureWarning, module="recbole.data.dataset.dataset")
-
-
-def is_session_parallel(config):
-    return getattr(config.model_class, "session_parallel", False)
 
 
 def check_dataset_files(config):
@@ -50,7 +46,7 @@ def create_dataset(config):
     # MovieLens releases are converted once from the raw GroupLens files found in data_path
     prepare_movielens(os.path.dirname(os.path.normpath(config["data_path"])), config["dataset"])
     check_dataset_files(config)
-    if is_session_parallel(config):
+    if is_session_parallel(config.model_class):
         return SessionParallelDataset(config)
     return recbole_create_dataset(config)
 

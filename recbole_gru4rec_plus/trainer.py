@@ -80,9 +80,14 @@ class SessionParallelTrainer(SafeCheckpointMixin, Trainer):
         return total / max(n_steps, 1)
 
 
+def is_session_parallel(model_class):
+    """Whether a model trains on session-parallel steps (the plugin's models) or RecBole's loaders."""
+    return getattr(model_class, "session_parallel", False)
+
+
 def get_trainer_class(model_class):
     """The trainer for a model: session-parallel for plugin models, RecBole's own (made safe) otherwise."""
-    if getattr(model_class, "session_parallel", False):
+    if is_session_parallel(model_class):
         return SessionParallelTrainer
     recbole_trainer = get_trainer(model_class.type, model_class.__name__)
     return type(recbole_trainer.__name__, (SafeCheckpointMixin, recbole_trainer), {})

@@ -68,6 +68,14 @@ def _random_case(b=3, n=5, seed=0, dtype=torch.float64):
 
 # ---- values ----------------------------------------------------------------------------------
 
+def _assert_same_value_and_gradient(value, expected, inputs, expected_inputs):
+    """Two ways of computing one loss agree in value and in the gradient of their score inputs."""
+    value.backward()
+    expected.backward()
+    assert value.item() == pytest.approx(expected.item(), rel=1e-12)
+    torch.testing.assert_close(inputs.grad, expected_inputs.grad)
+
+
 @pytest.mark.parametrize("name", LOSS_NAMES)
 def test_loss_matches_hand_computed_value(name):
     loss = build_loss(name)(torch.tensor(POS, dtype=torch.float64), torch.tensor(NEG, dtype=torch.float64))
@@ -156,11 +164,7 @@ def test_full_score_matrix_with_diagonal_mask_equals_explicit_negatives(name):
 
     value = loss(full.diagonal(), full, off_diagonal)
     expected = loss(explicit.diagonal(), explicit[off_diagonal].view(b, b + n_sample - 1))
-    value.backward()
-    expected.backward()
-
-    assert value.item() == pytest.approx(expected.item(), rel=1e-12)
-    torch.testing.assert_close(full.grad, explicit.grad)
+    _assert_same_value_and_gradient(value, expected, full, explicit)
 
 
 @pytest.mark.parametrize("name", LOSS_NAMES)
@@ -253,11 +257,7 @@ def test_positive_column_indices_equal_the_gathered_scores(name, weighted):
 
     value = loss(own, by_index, mask)
     expected = loss(by_value[torch.arange(b), own], by_value, mask)
-    value.backward()
-    expected.backward()
-
-    assert value.item() == pytest.approx(expected.item(), rel=1e-12)
-    torch.testing.assert_close(by_index.grad, by_value.grad)
+    _assert_same_value_and_gradient(value, expected, by_index, by_value)
 
 
 @pytest.mark.parametrize("name", LOSS_NAMES)

@@ -146,9 +146,9 @@ def test_protocol_invariants_on_diginetica(diginetica, digi_splits):
     # sessions that start in the last day are test, those in the day before are validation
     filtered = si.filter_support(diginetica, 5, 2)
     test_cut = filtered["timestamp"].max() - DAY
-    pre_test = filtered[~filtered["session_id"].isin(si.session_starts(filtered).index[si.session_starts(filtered) >= test_cut])]
+    pre_test = filtered[~filtered["session_id"].isin(si.session_start_times(filtered).index[si.session_start_times(filtered) >= test_cut])]
     valid_cut = pre_test["timestamp"].max() - DAY
-    starts = [si.session_starts(part) for part in (train, valid, test)]
+    starts = [si.session_start_times(part) for part in (train, valid, test)]
     assert starts[2].min() >= test_cut and starts[1].min() >= valid_cut
     assert starts[0].max() < valid_cut and starts[1].max() < test_cut
     summary = si.split_summary(digi_splits)
@@ -189,7 +189,7 @@ def test_written_rows_rebuild_the_sessions(digi_splits, tmp_path):
     for session, history, item in zip(rows["session_id:token"], rows["item_id_list:token_seq"], rows["item_id:token"]):
         rebuilt.setdefault(int(session), history.split(" ")).append(item)
     assert rebuilt == sessions_of(digi_splits["train"])
-    assert list(rebuilt) == list(si.session_starts(digi_splits["train"]).sort_values(kind="mergesort").index)
+    assert list(rebuilt) == list(si.session_start_times(digi_splits["train"]).sort_values(kind="mergesort").index)
     times = rows["timestamp:float"].astype(float).groupby(rows["session_id:token"]).is_monotonic_increasing
     assert times.all()
 

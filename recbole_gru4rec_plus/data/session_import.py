@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PluginError
+from ..resources import PROPERTIES_DIR
 
 COLUMNS = ["session_id", "item_id", "timestamp"]
 SPLITS = ("train", "valid", "test")
@@ -143,14 +144,14 @@ def filter_support(events, min_item_support=5, min_session_length=2):
         events = events[keep]
 
 
-def session_starts(events):
+def session_start_times(events):
     """Start time (first event) of every session."""
     return events.groupby("session_id", sort=False)["timestamp"].min()
 
 
 def split_by_time(events, days):
     """(before, last): the sessions that start in the last ``days`` days of the data go to ``last``."""
-    starts = session_starts(events)
+    starts = session_start_times(events)
     cutoff = events["timestamp"].max() - days * DAY
     late = events["session_id"].isin(starts.index[starts.to_numpy() >= cutoff]).to_numpy()
     return events[~late].reset_index(drop=True), events[late].reset_index(drop=True)
@@ -257,7 +258,7 @@ def split_summary(splits):
 def _ordered_sessions(frame):
     """Events grouped by session, sessions by start time, events in time order."""
     frame = sort_events(frame)
-    start = frame["session_id"].map(session_starts(frame))
+    start = frame["session_id"].map(session_start_times(frame))
     order = np.lexsort((np.arange(len(frame)), start.to_numpy()))  # stable: session order within equal starts
     return frame.iloc[order]
 
@@ -281,19 +282,9 @@ def prefix_rows(frame, max_history=50):
     return lines
 
 
-def _template_path():
-    """properties/dataset/sessions.yaml: inside the installed package or beside it in a checkout."""
-    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for base in (os.path.join(package_dir, "properties"), os.path.join(package_dir, os.pardir, "properties")):
-        path = os.path.join(base, "dataset", "sessions.yaml")
-        if os.path.isfile(path):
-            return os.path.normpath(path)
-    raise PluginError(f"properties/dataset/sessions.yaml is missing next to {package_dir}: reinstall the package")
-
-
 def dataset_yaml(data_path, name, max_history=50, comments=()):
     """The imported dataset's YAML: the sessions template plus where the files are."""
-    with open(_template_path(), encoding="utf-8") as f:
+    with open(os.path.join(PROPERTIES_DIR, "dataset", "sessions.yaml"), encoding="utf-8") as f:
         text = f.read()
     text = re.sub(r"^MAX_ITEM_LIST_LENGTH:[^#\n]*", f"MAX_ITEM_LIST_LENGTH: {max_history:<10}", text, flags=re.M)
     head = "".join(f"# {line}\n" for line in [f"dataset '{name}': RecBole benchmark files by run/import_sessions.py",
