@@ -6,7 +6,7 @@ import torch
 torch.set_num_threads(1)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_DATA = os.path.join(ROOT, os.pardir, "shared", "data")
+DATA = os.path.join(ROOT, "tests", "data")  # real sample files shipped with the repository (see its README)
 
 
 @pytest.fixture

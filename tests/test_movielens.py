@@ -15,9 +15,9 @@ from recbole_gru4rec_plus.data import movielens
 from recbole_gru4rec_plus.data.movielens import MOVIELENS_RELEASES, convert_ratings, prepare_movielens
 from recbole_gru4rec_plus.errors import PluginError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMALL_RATINGS = os.path.join(ROOT, os.pardir, "shared", "data", "ml-latest-small", "ratings.csv")
-needs_small = pytest.mark.skipif(not os.path.isfile(SMALL_RATINGS), reason="shared ml-latest-small not available")
+from conftest import DATA, ROOT
+
+SMALL_RATINGS = os.path.join(DATA, "ml-latest-small", "ratings.csv")
 
 
 def read_atomic(path):
@@ -52,17 +52,15 @@ def check_small_inter(path, source):
     np.testing.assert_array_equal(inter.iloc[:, 1].to_numpy(), source.movieId.to_numpy())
 
 
-@needs_small
 def test_unpacked_folder_is_converted_losslessly_once(tmp_path, small_source):
     os.makedirs(tmp_path / "ml-latest-small")
-    shutil.copy(SMALL_RATINGS, tmp_path / "ml-latest-small" / "ratings.csv")  # the shared file stays as it is
+    shutil.copy(SMALL_RATINGS, tmp_path / "ml-latest-small" / "ratings.csv")  # the shipped file stays as it is
     assert prepare_movielens(str(tmp_path), "ml-latest-small") is True
     assert files_under(tmp_path) == ["ml-latest-small/ml-latest-small.inter", "ml-latest-small/ratings.csv"]  # no .item
     check_small_inter(tmp_path / "ml-latest-small" / "ml-latest-small.inter", small_source)
     assert prepare_movielens(str(tmp_path), "ml-latest-small") is False
 
 
-@needs_small
 def test_zip_is_streamed_not_extracted(tmp_path, small_source):
     with zipfile.ZipFile(tmp_path / "ml-latest-small.zip", "w", zipfile.ZIP_DEFLATED) as archive:
         archive.write(SMALL_RATINGS, "ml-latest-small/ratings.csv")
@@ -264,7 +262,6 @@ def test_numpy_writer_matches_pandas_to_csv():
     assert movielens._tsv(columns) == expected.encode()
 
 
-@needs_small
 def test_converted_release_loads_in_recbole_with_the_plugin_yaml(in_tmp_dir):  # in_tmp_dir: conftest.py
     """The atomic files and properties/dataset/ml-latest-small.yaml work together in RecBole."""
     from recbole_gru4rec_plus.config import PluginConfig

@@ -13,8 +13,9 @@ import pytest
 from recbole_gru4rec_plus.data import session_import as si
 from recbole_gru4rec_plus.errors import PluginError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DIGINETICA = os.path.join(ROOT, os.pardir, "shared", "data", "diginetica-sample", "train-item-views.csv")
+from conftest import DATA, ROOT
+
+DIGINETICA = os.path.join(DATA, "diginetica-sample", "train-item-views.csv")
 SCRIPT = os.path.join(ROOT, "run", "import_sessions.py")
 DAY = 86400.0
 

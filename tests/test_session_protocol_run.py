@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from conftest import ROOT, SHARED_DATA
+from conftest import ROOT, DATA
 from helpers import prepare
 
-DIGINETICA = os.path.join(SHARED_DATA, "diginetica-sample", "train-item-views.csv")
+DIGINETICA = os.path.join(DATA, "diginetica-sample", "train-item-views.csv")
 
 
 @pytest.fixture(scope="module")
