@@ -43,8 +43,8 @@ def check_dataset_files(config):
 
 
 def create_dataset(config):
-    # MovieLens releases are converted once from the raw GroupLens files found in data_path
-    prepare_movielens(os.path.dirname(os.path.normpath(config["data_path"])), config["dataset"])
+    if not config["benchmark_filename"]:  # MovieLens releases are converted once from the raw files in data_path
+        prepare_movielens(os.path.dirname(os.path.normpath(config["data_path"])), config["dataset"])
     check_dataset_files(config)
     if is_session_parallel(config.model_class):
         return SessionParallelDataset(config)
@@ -59,7 +59,9 @@ def data_preparation(config, dataset):
     train, valid, test = built
     _, valid_sampler, test_sampler = create_samplers(config, dataset, built)
     sessions = train.training_sessions
-    train_data = SessionParallelDataLoader(config, train, sessions, shuffle=config["shuffle"])
+    # with in-batch negatives only, a row needs another row: the epoch ends below two (as in the original)
+    min_active = 1 if config["n_sample"] else 2
+    train_data = SessionParallelDataLoader(config, train, sessions, shuffle=config["shuffle"], min_active=min_active)
     valid_data = get_dataloader(config, "valid")(config, valid, valid_sampler, shuffle=False)
     test_data = get_dataloader(config, "test")(config, test, test_sampler, shuffle=False)
     getLogger().info(

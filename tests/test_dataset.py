@@ -39,15 +39,22 @@ def test_valid_and_test_rows_equal_recboles(in_tmp_dir, split):
 
 
 @pytest.mark.parametrize("split", [{"LS": "valid_and_test"}, {"RS": [0.8, 0.1, 0.1]}])
-def test_training_targets_equal_recboles_and_no_prefix_rows_are_built(in_tmp_dir, split):
+def test_training_targets_equal_recboles_training_rows_and_no_prefix_rows_are_built(in_tmp_dir, split):
+    """Each training target as (user, item, position in the user's history) equals RecBole's
+    training rows (item_length = the position: histories here are shorter than MAX_ITEM_LIST_LENGTH)."""
     config, ours, recbole = _both_builds({"eval_args": {"split": split, "order": "TO", "mode": "full", "group_by": "user"}})
     train = ours[0]
     assert "item_id_list" not in train.inter_feat  # raw events, not RecBole's 50-item prefix rows
+    users, items = train.inter_feat["user_id"].numpy(), train.inter_feat["item_id"].numpy()
     sessions = train.training_sessions
-    starts = np.zeros(len(sessions.items), dtype=bool)
-    starts[sessions.offsets[:-1]] = True
-    our_targets = sorted(sessions.items[~starts].tolist())
-    assert our_targets == sorted(recbole[0].inter_feat["item_id"].numpy().tolist())
+    assert sessions.items.tolist() == items.tolist()  # one session per user history, in event order
+    first = np.r_[True, users[1:] != users[:-1]]
+    position = np.arange(len(users)) - np.maximum.accumulate(np.where(first, np.arange(len(users)), 0))
+    ours_triples = sorted(zip(users[~first].tolist(), items[~first].tolist(), position[~first].tolist()))
+    rows = recbole[0].inter_feat
+    assert int(rows["item_length"].max()) < config["MAX_ITEM_LIST_LENGTH"]
+    recbole_triples = sorted(zip(rows["user_id"].tolist(), rows["item_id"].tolist(), rows["item_length"].tolist()))
+    assert ours_triples == recbole_triples
 
 
 def test_session_gap_cuts_evaluation_histories_at_the_session_start(in_tmp_dir):

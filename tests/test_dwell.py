@@ -20,7 +20,7 @@ def test_copies_are_capped():
 
 
 def test_repeated_events_start_sessions_only_once():
-    items, starts = repeat_events(np.array([7, 8, 9]), np.array([1, 0, 1], dtype=bool), np.array([3, 2, 1]))
+    (items,), starts = repeat_events((np.array([7, 8, 9]),), np.array([1, 0, 1], dtype=bool), np.array([3, 2, 1]))
     assert items.tolist() == [7, 7, 7, 8, 8, 9]
     assert starts.tolist() == [1, 0, 0, 0, 0, 1]
 
@@ -31,14 +31,30 @@ def test_bad_dwell_options_name_the_option(threshold, max_copies, option):
         dwell_copies(np.array([0, 1]), np.array([1, 0], dtype=bool), threshold, max_copies)
 
 
-def test_slicing_grows_training_only_and_leaves_validation_and_test_untouched(in_tmp_dir):
+def _expected_sliced_sessions(users, items, times, gap, threshold, max_copies):
+    """Training sessions with dwell-time slicing, by a plain loop over the events (REFERENCE §4, §6)."""
+    sessions, current = [], []
+    for k in range(len(items)):
+        if k and (users[k] != users[k - 1] or times[k] - times[k - 1] > gap):
+            sessions.append(current)
+            current = []
+        has_next = k + 1 < len(items) and users[k + 1] == users[k] and times[k + 1] - times[k] <= gap
+        copies = min(int((times[k + 1] - times[k]) // threshold) + 1, max_copies) if has_next else 1
+        current += [int(items[k])] * copies
+    sessions.append(current)
+    return [session for session in sessions if len(session) >= 2]
+
+
+def test_sliced_training_sessions_repeat_each_event_by_its_dwell_and_leave_evaluation_untouched(in_tmp_dir):
     small = {"user_inter_num_interval": "[0,40)", "n_sample": 16, "session_gap": 7200}
     _, plain_train, plain_valid, plain_test, _ = prepare(**small)
     _, sliced_train, sliced_valid, sliced_test, _ = prepare(**small, dwell_threshold=60, dwell_max_copies=5)
-    assert sliced_train.sessions.n_targets > plain_train.sessions.n_targets
-    # the sliced sessions are the plain ones with events repeated in place
-    collapse = lambda items: [x for k, x in enumerate(items) if k == 0 or x != items[k - 1]]
-    assert collapse(sliced_train.sessions.items.tolist()) == collapse(plain_train.sessions.items.tolist())
+    events = plain_train.dataset.inter_feat  # the training events, by user and time
+    expected = _expected_sliced_sessions(events["user_id"].numpy(), events["item_id"].numpy(),
+                                         events["timestamp"].numpy(), 7200, 60, 5)
+    sessions = sliced_train.sessions
+    assert [sessions.items[a:b].tolist() for a, b in zip(sessions.offsets[:-1], sessions.offsets[1:])] == expected
+    assert sessions.n_targets > plain_train.sessions.n_targets
     for plain, sliced in ((plain_valid, sliced_valid), (plain_test, sliced_test)):
         for field in ("item_id", "item_id_list", "item_length"):
             assert plain.dataset.inter_feat[field].equal(sliced.dataset.inter_feat[field])

@@ -1,23 +1,26 @@
+"""GRU4RecPlus's training step and prediction against independent computations (REFERENCE §1-§3)."""
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from recbole_gru4rec_plus import PluginError
 from recbole_gru4rec_plus.data.session_parallel import SessionParallelBatch
-from recbole_gru4rec_plus.model.layers import gather_distinct_rows, parse_final_activation
 
 from helpers import prepare
 
-SMALL = {"user_inter_num_interval": "[0,40)", "n_sample": 16}
+SMALL = {"user_inter_num_interval": "[0,40)", "n_sample": 16, "train_batch_size": 2}
 VARIANTS = [
     {},
     {"constrained_embedding": False, "embedding": 0},
     {"constrained_embedding": False, "embedding": 24},
     {"layers": [32, 16], "constrained_embedding": False, "embedding": 8},
+    {"layers": [16, 16], "constrained_embedding": False, "embedding": 0},
 ]
 
 
 def _model(**options):
-    return prepare(**{**SMALL, **options})
+    return prepare(**{**SMALL, **options})[-1]
 
 
 def _feed(model, slot_sessions):
@@ -25,13 +28,165 @@ def _feed(model, slot_sessions):
     sessions = torch.tensor(slot_sessions)
     for position in range(sessions.shape[1] - 1):
         starts = torch.full((len(sessions),), position == 0)
-        model.calculate_loss(SessionParallelBatch(sessions[:, position], sessions[:, position + 1], starts, None))
+        model.calculate_loss(SessionParallelBatch(sessions[:, position], sessions[:, position + 1], starts))
     return sessions
+
+
+# ---- an independent GRU4Rec step, written from the original's equations ------------------------
+
+
+def _reference_hidden(model, inputs, states):
+    """The last layer's new state, with torch.nn.GRUCell (and the one-hot layer's own equations)."""
+    layers, x, new_states = list(model.gru_layers), None, []
+    if model.one_hot_layer is not None:
+        first, h = model.one_hot_layer, states[0]
+        H = first.hidden_size
+        V, W = first.item_gates.weight[inputs] + first.input_bias, first.hidden_weight
+        r = torch.sigmoid(V[:, :H] + h @ W[:, :H])
+        z = torch.sigmoid(V[:, H : 2 * H] + h @ W[:, H : 2 * H])
+        n = torch.tanh(V[:, 2 * H :] + (r * h) @ W[:, 2 * H :])
+        x = (1 - z) * n + z * h
+        new_states.append(x)
+    elif model.constrained_embedding:
+        x = model.output_embedding.weight[inputs, :-1]
+    else:
+        x = model.input_embedding.weight[inputs]
+    for projection, layer, state in zip(model.input_projections, layers, states[len(new_states) :]):
+        cell = torch.nn.GRUCell(projection.in_features, layer.hidden_size)
+        cell.weight_ih, cell.bias_ih = projection.weight, projection.bias
+        cell.weight_hh, cell.bias_hh = torch.nn.Parameter(layer.hidden_weight.t()), layer.hidden_bias
+        x = cell(x, state)
+        new_states.append(x)
+    return x
+
+
+def _reference_loss(model, batch, samples, supports, alpha, states):
+    """The original's step loss (REFERENCE §2-§3): columns are the rows' targets, then the samples,
+    duplicates and all; score = h·W + b; log-Q subtracts logq·log Q per column, Q = supp for the
+    in-batch columns and supp^α for the sampled ones; every column but a row's own is a negative;
+    the step loss is the rows' sum over B, the number of slots."""
+    h = _reference_hidden(model, batch.inputs, states)
+    table = model.output_embedding.weight
+    columns = torch.cat((batch.targets, samples))
+    scores = h @ table[columns, :-1].t() + table[columns, -1]
+    if model.logq:
+        q = torch.cat((supports[batch.targets].double(), supports[samples].double() ** alpha))
+        scores = scores - model.logq * torch.log(q).float()
+    scores = model.final_activation(scores * 1.0)
+    n_rows = len(batch.targets)
+    own = torch.eye(n_rows, scores.shape[1], dtype=torch.bool)
+    positive = scores[own]
+    if model.loss_fct.__class__.__name__ == "CrossEntropyLoss":  # the original: softmax over all columns
+        rows = -torch.log_softmax(scores, dim=1)[own]
+    elif model.loss_fct.__class__.__name__ == "BPRMaxLoss":  # the original: softmax over the negatives only
+        weights = torch.softmax(scores.masked_fill(own, float("-inf")), dim=1)
+        rows = -torch.log((torch.sigmoid(positive[:, None] - scores) * weights).sum(1)) \
+            + model.loss_fct.bpreg * (scores**2 * weights).sum(1)
+    else:  # TOP1, BPR, TOP1-max: their own formulas are checked in test_loss.py
+        return model.loss_fct(positive, scores, ~own) * n_rows / model.n_slots
+    return rows.sum() / model.n_slots
+
+
+LOSS_SETTINGS = [
+    {"loss": "bpr-max"},
+    {"loss": "cross-entropy"},
+    {"loss": "cross-entropy", "logq": 1.0, "sample_alpha": 0.5},
+    {"loss": "cross-entropy", "logq": 0.7, "sample_alpha": 0.0},
+    {"loss": "top1-max", "final_act": "tanh"},
+    {"loss": "bpr", "final_act": "leaky-0.1", "constrained_embedding": False, "embedding": 24},
+    {"loss": "top1", "final_act": "relu", "constrained_embedding": False, "embedding": 0},
+    {"loss": "bpr-max", "layers": [16, 12], "constrained_embedding": False, "embedding": 0},
+]
+
+
+@pytest.mark.parametrize("options", LOSS_SETTINGS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
+@pytest.mark.parametrize("tail", [False, True], ids=["all-slots", "tail"])
+def test_training_loss_and_gradients_equal_the_originals_column_by_column_step(in_tmp_dir, options, tail):
+    config, train_data, *_, model = prepare(**{**SMALL, "train_batch_size": 5, **options})
+    model.train()
+    supports = torch.bincount(train_data.dataset.inter_feat["item_id"], minlength=model.n_items)
+    # repeated targets, a target that is also an input and a sample, samples repeating each other
+    inputs, targets = torch.tensor([3, 4, 5, 9, 3]), torch.tensor([6, 7, 6, 3, 8])
+    samples = torch.tensor([6, 11, 11, 2, 7, 30, 11])
+    slots = torch.tensor([0, 1, 3, 4]) if tail else None
+    rows = slots if tail else torch.arange(5)
+    batch = SessionParallelBatch(inputs[rows], targets[rows], torch.ones(len(rows), dtype=torch.bool), slots)
+    model.sampler.sample = lambda: samples
+
+    model.reset_session_state()
+    loss = model.calculate_loss(batch)
+    loss.backward()
+    grads = {name: p.grad.to_dense() for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    zero_states = [torch.zeros(len(rows), size) for size in model.layer_sizes]
+    expected = _reference_loss(model, batch, samples, supports, config["sample_alpha"], zero_states)
+    expected.backward()
+
+    torch.testing.assert_close(loss, expected)
+    for name, p in model.named_parameters():
+        if p.grad is not None:
+            torch.testing.assert_close(grads[name], p.grad.to_dense(), msg=name)
+
+
+def test_log_q_gives_one_item_two_corrections_as_a_target_and_as_a_sample(in_tmp_dir):
+    """An item that is a row's target and also sampled appears as two columns with different
+    scores, s - logq·log supp and s - logq·α·log supp."""
+    _, train_data, *_, model = prepare(**{**SMALL, "loss": "cross-entropy", "logq": 1.0, "sample_alpha": 0.5})
+    model.eval()
+    supports = torch.bincount(train_data.dataset.inter_feat["item_id"], minlength=model.n_items)
+    batch = SessionParallelBatch(torch.tensor([3, 4]), torch.tensor([6, 7]), torch.ones(2, dtype=torch.bool))
+    model.sampler.sample = lambda: torch.tensor([6])
+    loss = model.calculate_loss(batch)
+    expected = _reference_loss(model, batch, torch.tensor([6]), supports, 0.5,
+                               [torch.zeros(2, size) for size in model.layer_sizes])
+    torch.testing.assert_close(loss, expected)
+    assert supports[6] > 1  # so the two corrections differ
+
+
+def test_the_step_loss_is_the_rows_sum_over_all_slots(in_tmp_dir):
+    *_, model = prepare(**{**SMALL, "train_batch_size": 4, "n_sample": 3})
+    model.eval()
+    model.sampler.sample = lambda: torch.tensor([11, 12, 13])
+    full = SessionParallelBatch(torch.tensor([3, 4]), torch.tensor([5, 6]), torch.ones(2, dtype=torch.bool), torch.tensor([0, 1]))
+    tail_loss = model.calculate_loss(full)
+    *_, two_slots = prepare(**{**SMALL, "train_batch_size": 2, "n_sample": 3})
+    two_slots.load_state_dict(model.state_dict())
+    two_slots.eval()
+    two_slots.sampler.sample = model.sampler.sample
+    alone = two_slots.calculate_loss(SessionParallelBatch(full.inputs, full.targets, full.starts))
+    torch.testing.assert_close(tail_loss, alone * 2 / 4)  # mean of 2 rows vs their sum over B = 4
+
+
+def test_the_tail_steps_only_the_slots_still_in_the_batch(in_tmp_dir):
+    model = _model(train_batch_size=3)
+    model.eval()
+    _feed(model, [[1, 2, 3], [4, 5, 6], [7, 8, 9]])
+    before = [state.clone() for state in model._session_state]
+    model.calculate_loss(SessionParallelBatch(torch.tensor([3, 9]), torch.tensor([10, 11]),
+                                              torch.zeros(2, dtype=torch.bool), torch.tensor([0, 2])))
+    after = model._session_state[-1]
+    torch.testing.assert_close(after[1], before[-1][1])  # slot 1 has left the batch: untouched
+    torch.testing.assert_close(after[0], model._encode(torch.tensor([[1, 2, 3]]), torch.tensor([3]))[0])
+    torch.testing.assert_close(after[2], model._encode(torch.tensor([[7, 8, 9]]), torch.tensor([3]))[0])
+
+
+def test_hidden_dropout_is_carried_to_the_next_step_and_scored(in_tmp_dir):
+    model = _model(dropout_p_hidden=0.5, train_batch_size=64, loss="cross-entropy", n_sample=0)
+    model.train()
+    inputs = torch.arange(1, 65)
+    batch = SessionParallelBatch(inputs, inputs + 1, torch.ones(64, dtype=torch.bool))
+    loss = model.calculate_loss(batch)
+    carried = model._session_state[-1]
+    assert 0.35 < (carried == 0).float().mean() < 0.65  # dropped out (a GRU state is never exactly 0)
+    # the carried, dropped-out state is also the one scored: the loss recomputed from it
+    table = model.output_embedding.weight
+    scores = carried @ table[batch.targets, :-1].t() + table[batch.targets, -1]
+    torch.testing.assert_close(loss, F.cross_entropy(scores, torch.arange(64), reduction="sum") / 64)
 
 
 @pytest.mark.parametrize("options", VARIANTS)
 def test_stepping_a_session_gives_the_state_and_scores_of_full_sort_predict(in_tmp_dir, options):
-    config, train_data, _, test_data, model = _model(**options)
+    model = _model(**options)
     model.eval()  # no dropout, as in prediction
     sessions = _feed(model, [[5, 9, 2, 7, 3, 1], [8, 8, 4, 6, 2, 10]])
     # calculate_loss has consumed items 0..4 of each session; predict from the same items
@@ -40,14 +195,14 @@ def test_stepping_a_session_gives_the_state_and_scores_of_full_sort_predict(in_t
     final_state = model._encode(interaction["item_id_list"], interaction["item_length"])
     torch.testing.assert_close(model._session_state[-1], final_state)
     scores = model.full_sort_predict(interaction)
-    expected = final_state @ model.item_embedding.weight.T + model.item_bias.weight.T
-    torch.testing.assert_close(scores, expected)
+    table = model.output_embedding.weight
+    torch.testing.assert_close(scores, final_state @ table[:, :-1].T + table[:, -1])
     interaction["item_id"] = torch.tensor([3, 2])
     torch.testing.assert_close(model.predict(interaction), scores[[0, 1], [3, 2]])
 
 
 def test_padding_after_the_history_does_not_change_the_prediction(in_tmp_dir):
-    *_, model = _model()
+    model = _model()
     model.eval()
     short = {"item_id_list": torch.tensor([[4, 5, 0, 0]]), "item_length": torch.tensor([2])}
     padded = {"item_id_list": torch.tensor([[4, 5, 77, 99]]), "item_length": torch.tensor([2])}
@@ -55,12 +210,11 @@ def test_padding_after_the_history_does_not_change_the_prediction(in_tmp_dir):
 
 
 def test_state_resets_only_in_slots_that_start_a_session(in_tmp_dir):
-    *_, model = _model()
+    model = _model()
     model.eval()
     _feed(model, [[1, 2, 3], [4, 5, 6]])
     before = [state.clone() for state in model._session_state]
-    batch = SessionParallelBatch(torch.tensor([7, 8]), torch.tensor([9, 10]), torch.tensor([True, False]), None)
-    model.calculate_loss(batch)
+    model.calculate_loss(SessionParallelBatch(torch.tensor([7, 8]), torch.tensor([9, 10]), torch.tensor([True, False])))
     fresh = model._encode(torch.tensor([[7]]), torch.tensor([1]))
     torch.testing.assert_close(model._session_state[-1][0], fresh[0])
     carried = model._encode(torch.tensor([[4, 5, 8]]), torch.tensor([3]))
@@ -68,27 +222,32 @@ def test_state_resets_only_in_slots_that_start_a_session(in_tmp_dir):
     assert not torch.equal(before[-1][1], model._session_state[-1][1])
 
 
-def test_idle_slots_are_neither_rows_nor_negatives(in_tmp_dir):
-    *_, model = _model(n_sample=0, loss="bpr")
-    model.eval()
-    inputs, targets = torch.tensor([3, 4, 5]), torch.tensor([6, 7, 8])
-    starts = torch.ones(3, dtype=torch.bool)
-    active = torch.tensor([True, False, True])
-    masked = model.calculate_loss(SessionParallelBatch(inputs, targets, starts, active))
-    model.reset_session_state()
-    kept = active.nonzero().squeeze(1)
-    alone = model.calculate_loss(SessionParallelBatch(inputs[kept], targets[kept], starts[kept], None))
-    torch.testing.assert_close(masked, alone)
+@pytest.mark.parametrize("options, expected", [
+    ({"loss": "cross-entropy"}, "linear"),
+    ({"loss": "bpr-max"}, "elu-0.5"),
+    ({"loss": "top1-max"}, "elu-0.5"),
+    ({"loss": "cross-entropy", "final_act": "elu-1"}, "elu-1"),
+])
+def test_an_unset_final_activation_is_the_originals_for_the_loss(in_tmp_dir, options, expected):
+    assert _model(**options).final_act == expected
+
+
+def test_a_step_gives_one_sparse_gradient_row_per_distinct_item(in_tmp_dir):
+    model = _model()
+    model.train()
+    model.sampler.sample = lambda: torch.tensor([9, 4, 9])
+    batch = SessionParallelBatch(torch.tensor([3, 4]), torch.tensor([5, 3]), torch.ones(2, dtype=torch.bool))
+    model.calculate_loss(batch).backward()
+    grad = model.output_embedding.weight.grad
+    assert grad.is_sparse and grad._indices()[0].tolist() == [3, 4, 5, 9]
 
 
 def test_gradients_reach_only_the_embedding_rows_a_step_touched(in_tmp_dir):
-    *_, model = _model(n_sample=0)
+    model = _model(n_sample=0)
     model.train()
-    loss = model.calculate_loss(
-        SessionParallelBatch(torch.tensor([3, 4]), torch.tensor([5, 6]), torch.ones(2, dtype=torch.bool), None)
-    )
-    loss.backward()
-    grad = model.item_embedding.weight.grad
+    batch = SessionParallelBatch(torch.tensor([3, 4]), torch.tensor([5, 6]), torch.ones(2, dtype=torch.bool))
+    model.calculate_loss(batch).backward()
+    grad = model.output_embedding.weight.grad
     assert grad.is_sparse
     assert set(grad.coalesce().indices()[0].tolist()) == {3, 4, 5, 6}
 
@@ -104,107 +263,9 @@ def test_gradients_reach_only_the_embedding_rows_a_step_touched(in_tmp_dir):
         ({"embedding": 16}, "constrained_embedding"),
         ({"dropout_p_hidden": 1.0}, "dropout_p_hidden"),
         ({"logq": 1.0}, "logq"),
+        ({"n_sample": 0, "train_batch_size": 1}, "train_batch_size"),
     ],
 )
 def test_bad_options_raise_a_plugin_error_naming_the_option(in_tmp_dir, options, message):
     with pytest.raises(PluginError, match=message):
         _model(**options)
-
-
-# ---- the training step against REFERENCE §2–§3, column by column --------------------------------
-
-def _reference_loss(model, batch, samples):
-    """REFERENCE §2–§3 literally: the active slots' targets and the samples are the columns
-    (duplicates and all), each row's own target its positive, every other column a negative."""
-    active = batch.active if batch.active is not None else torch.ones(len(batch.targets), dtype=torch.bool)
-    states = [torch.zeros(len(batch.inputs), size) for size in model.layer_sizes]  # every slot starts a session
-    _, output = model._step(model._input_gates(batch.inputs), states)
-    columns = torch.cat((batch.targets[active], samples))
-    scores = output[active] @ model.item_embedding.weight[columns].T + model.item_bias.weight[columns].T
-    if model.logq:
-        scores = scores - model.logq * model.log_sample_prob[columns]
-    scores = model.final_activation(scores)
-    mask = ~torch.eye(*scores.shape, dtype=torch.bool)
-    return model.loss_fct(scores.diagonal(), scores, mask)
-
-
-@pytest.mark.parametrize(
-    "options",
-    [
-        {"loss": "bpr-max", "final_act": "elu-0.5"},
-        {"loss": "cross-entropy", "final_act": "linear"},
-        {"loss": "cross-entropy", "final_act": "linear", "logq": 1.0},
-        {"loss": "top1-max", "final_act": "tanh"},
-        {"loss": "bpr", "final_act": "leaky-0.1", "constrained_embedding": False, "embedding": 24},
-        {"loss": "top1", "final_act": "relu", "constrained_embedding": False, "embedding": 0},
-    ],
-)
-@pytest.mark.parametrize("idle", [False, True], ids=["all-active", "idle-slots"])
-def test_training_loss_and_gradients_equal_scoring_every_column(in_tmp_dir, options, idle):
-    *_, model = _model(**options)
-    model.train()
-    # repeated targets, a target that is also an input, samples repeating each other and the targets
-    inputs, targets = torch.tensor([3, 4, 5, 9, 3]), torch.tensor([6, 7, 6, 3, 8])
-    samples = torch.tensor([6, 11, 11, 2, 7, 30, 11])
-    active = torch.tensor([True, True, False, True, True]) if idle else None
-    batch = SessionParallelBatch(inputs, targets, torch.ones(5, dtype=torch.bool), active)
-    model.sampler.sample = lambda: samples
-
-    model.reset_session_state()
-    loss = model.calculate_loss(batch)
-    loss.backward()
-    grads = {name: p.grad.to_dense() for name, p in model.named_parameters() if p.grad is not None}
-    model.zero_grad(set_to_none=True)
-    expected = _reference_loss(model, batch, samples)
-    expected.backward()
-
-    torch.testing.assert_close(loss, expected)
-    for name, p in model.named_parameters():
-        if p.grad is not None:
-            torch.testing.assert_close(grads[name], p.grad.to_dense(), msg=name)
-
-
-def test_a_step_gives_one_sparse_gradient_row_per_distinct_item(in_tmp_dir):
-    *_, model = _model()
-    model.train()
-    model.sampler.sample = lambda: torch.tensor([9, 4, 9])
-    batch = SessionParallelBatch(torch.tensor([3, 4]), torch.tensor([5, 3]), torch.ones(2, dtype=torch.bool), None)
-    model.calculate_loss(batch).backward()
-    for table in (model.item_embedding, model.item_bias):
-        assert table.weight.grad._indices()[0].tolist() == [3, 4, 5, 9]
-
-
-def test_gather_distinct_rows_returns_the_rows_and_their_gradient():
-    weight = torch.randn(10, 3, dtype=torch.float64, requires_grad=True)
-    rows, picks = torch.tensor([1, 4, 7]), torch.tensor([2, 0, 2])
-    gathered, picked = gather_distinct_rows(weight, rows, picks)
-    torch.testing.assert_close(gathered, weight[rows])
-    torch.testing.assert_close(picked, weight[rows[picks]])
-    coefficients = [torch.randn(t.shape, dtype=torch.float64) for t in (gathered, picked)]
-    ((gathered * coefficients[0]).sum() + (picked * coefficients[1]).sum()).backward()
-    sparse = weight.grad
-    dense = weight.detach().clone().requires_grad_()
-    ((dense[rows] * coefficients[0]).sum() + (dense[rows[picks]] * coefficients[1]).sum()).backward()
-    assert sparse.is_sparse and sparse._indices()[0].tolist() == rows.tolist()
-    torch.testing.assert_close(sparse.to_dense(), dense.grad)
-
-
-# ---- final activations work in place ------------------------------------------------------------
-
-OUT_OF_PLACE = {
-    "linear": lambda x: x,
-    "relu": torch.relu,
-    "tanh": torch.tanh,
-    "leaky-0.1": lambda x: torch.nn.functional.leaky_relu(x, 0.1),
-    "leaky--0.2": lambda x: torch.nn.functional.leaky_relu(x, -0.2),
-    "elu-0.5": lambda x: torch.nn.functional.elu(x, 0.5),
-    "elu--0.5": lambda x: torch.nn.functional.elu(x, -0.5),
-}
-
-
-@pytest.mark.parametrize("name", OUT_OF_PLACE)
-def test_final_activation_in_place_has_the_right_values_and_gradients(name):
-    activation = parse_final_activation(name)
-    x = torch.randn(4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0), requires_grad=True)
-    torch.testing.assert_close(activation(x * 1.0), OUT_OF_PLACE[name](x))
-    assert torch.autograd.gradcheck(lambda x: activation(x * 1.0), (x,))

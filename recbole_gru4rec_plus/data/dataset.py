@@ -211,15 +211,18 @@ class SessionParallelDataset(SequentialDataset):
     def _training_sessions(self, events, starts):
         """Session-parallel input, with dwell-time slicing of the training events when configured."""
         items = events[self.iid_field].numpy()
+        times = events[self.time_field].numpy() if self.time_field in events else None  # sessions in start-time order
         threshold = self.config["dwell_threshold"]
         if threshold is not None:
-            copies = dwell_copies(events[self.time_field].numpy(), starts, threshold, self.config["dwell_max_copies"])
-            items, starts = repeat_events(items, starts, copies)
+            if times is None:
+                raise PluginError("dwell_threshold needs event times: set TIME_FIELD and load it (load_col: inter:)")
+            copies = dwell_copies(times, starts, threshold, self.config["dwell_max_copies"])
+            (items, times), starts = repeat_events((items, times), starts, copies)
             self.logger.info(
                 f"dwell-time slicing (threshold {threshold}s, at most {self.config['dwell_max_copies']} copies): "
                 f"{len(copies)} training events -> {len(items)} (+{len(items) / max(len(copies), 1) - 1:.1%})"
             )
-        return TrainingSessions.from_events(items, starts)
+        return TrainingSessions.from_events(items, starts, times)
 
     def _history_rows(self, targets, history_start):
         """RecBole's prefix rows (target event + list fields of the events before it) for ``targets``.

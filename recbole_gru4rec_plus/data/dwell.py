@@ -23,8 +23,9 @@ def dwell_copies(timestamps, starts, threshold, max_copies):
     return np.minimum(np.floor(np.maximum(dwell, 0.0) / threshold).astype(np.int64) + 1, max_copies)
 
 
-def repeat_events(items, starts, copies):
-    """Items repeated ``copies`` times each; only the first copy of a session's first event starts it."""
+def repeat_events(columns, starts, copies):
+    """Each event array of ``columns`` repeated ``copies`` times per event, and the session starts
+    of the result: only the first copy of a session's first event starts it."""
     repeated_starts = np.zeros(int(copies.sum()), dtype=bool)
     repeated_starts[np.cumsum(copies) - copies] = starts
-    return np.repeat(items, copies), repeated_starts
+    return tuple(np.repeat(column, copies) for column in columns), repeated_starts

@@ -2,6 +2,12 @@
 
 An epoch's whole schedule is computed up front with a few array operations, so the training
 loop only slices one row per step and does no per-event Python work.
+
+What the original GRU4Rec does, and so what this does: sessions are dealt to slots in order of
+their start time (``shuffle`` draws a new random order per epoch instead); once no session is
+left, a slot whose session ends leaves the batch, so the last steps of an epoch carry fewer rows
+and cost less; the epoch ends when no slot is left, or, when a row's only negatives are the other
+rows' targets (``n_sample: 0``), as soon as fewer than two are left.
 """
 
 import heapq
@@ -17,9 +23,10 @@ class TrainingSessions:
 
     items: np.ndarray  # int64, the sessions' items concatenated in time order
     offsets: np.ndarray  # int64, session s holds items[offsets[s]:offsets[s + 1]]
+    start_times: np.ndarray | None = None  # float64, time of each session's first event (None: unknown)
 
     @classmethod
-    def from_events(cls, items, starts):
+    def from_events(cls, items, starts, times=None):
         """Cut time-ordered events at session starts; sessions of one event give no target and are dropped."""
         items = np.asarray(items, dtype=np.int64)
         bounds = np.append(np.flatnonzero(starts), len(items))
@@ -27,7 +34,8 @@ class TrainingSessions:
         keep = lengths >= 2
         kept_items = np.repeat(keep, lengths)
         offsets = np.concatenate(([0], np.cumsum(lengths[keep]))).astype(np.int64)
-        return cls(items=items[kept_items], offsets=offsets)
+        start_times = None if times is None else np.asarray(times, dtype=np.float64)[bounds[:-1][keep]]
+        return cls(items=items[kept_items], offsets=offsets, start_times=start_times)
 
     @property
     def lengths(self):
@@ -37,14 +45,22 @@ class TrainingSessions:
     def n_targets(self):
         return len(self.items) - (len(self.offsets) - 1)
 
+    def time_order(self):
+        """Sessions by start time, oldest first (ties and unknown times: in data order)."""
+        n_sessions = len(self.offsets) - 1
+        if self.start_times is None:
+            return np.arange(n_sessions)
+        return np.argsort(self.start_times, kind="stable")
 
-def session_parallel_schedule(lengths, order, batch_size):
+
+def session_parallel_schedule(lengths, order, batch_size, min_active=1):
     """Where each slot's input event is at each step: an (n_steps, batch_size) int64 array.
 
     Sessions (of ``lengths`` >= 2, taken in ``order``) are dealt to slots: a slot that finishes
     its session takes the next unused one at the next step (lowest slot first). Entry
     [step, slot] is the index, within the concatenated sessions, of the slot's input event;
-    its target is the event after it. -1 marks a slot left idle once no session is left.
+    its target is the event after it. -1 marks a slot that has left the batch once no session
+    was left for it. Steps with fewer than ``min_active`` slots left are not scheduled.
     """
     lengths = np.asarray(lengths, dtype=np.int64)
     steps_per_session = lengths[order] - 1
@@ -56,7 +72,13 @@ def session_parallel_schedule(lengths, order, batch_size):
         step, slot = heapq.heappop(free_at)
         first_step[k], slot_of[k] = step, slot
         heapq.heappush(free_at, (step + n_steps, slot))
-    total_steps = int((first_step + steps_per_session).max()) if len(order) else 0
+    last_step = first_step + steps_per_session  # one past each session's last step
+    total_steps = int(last_step.max()) if len(order) else 0
+    if min_active > 1 and total_steps:
+        # active slots per step: +1 where a session starts, -1 where it ends (non-increasing at the tail)
+        change = np.bincount(first_step, minlength=total_steps + 1) - np.bincount(last_step, minlength=total_steps + 1)
+        too_few = np.flatnonzero(np.cumsum(change)[:total_steps] < min_active)
+        total_steps = int(too_few[0]) if len(too_few) else total_steps
     schedule = np.full((total_steps, batch_size), -1, dtype=np.int64)
     flat = schedule.reshape(-1)
     for chunk in range(0, len(order), 65536):  # bounded temporaries for tens of millions of events
@@ -64,54 +86,74 @@ def session_parallel_schedule(lengths, order, batch_size):
         n_steps = steps_per_session[part]
         session = np.repeat(np.arange(len(n_steps)), n_steps)
         within = np.arange(len(session)) - np.repeat(np.cumsum(n_steps) - n_steps, n_steps)
-        cell = (first_step[part][session] + within) * batch_size + slot_of[part][session]
-        flat[cell] = offsets[part][session] + within
+        step = first_step[part][session] + within
+        scheduled = step < total_steps
+        cell = step[scheduled] * batch_size + slot_of[part][session[scheduled]]
+        flat[cell] = (offsets[part][session] + within)[scheduled]
     return schedule
 
 
 class SessionParallelBatch:
-    """One step of B slots: input items, target items, which slots start a session, which are active."""
+    """One step: input items, target items, which rows start a session, and which slots the rows are.
 
-    __slots__ = ("inputs", "targets", "starts", "active")
+    ``slots`` is None while every slot has a session (almost every step); at the epoch's tail it
+    holds the indices of the slots still in the batch, and the other tensors hold their rows only.
+    """
 
-    def __init__(self, inputs, targets, starts, active):
-        self.inputs, self.targets, self.starts, self.active = inputs, targets, starts, active
+    __slots__ = ("inputs", "targets", "starts", "slots")
+
+    def __init__(self, inputs, targets, starts, slots=None):
+        self.inputs, self.targets, self.starts, self.slots = inputs, targets, starts, slots
 
 
 class SessionParallelDataLoader:
-    """Iterates over the session-parallel steps of one epoch; reshuffles sessions every epoch.
+    """Iterates over the session-parallel steps of one epoch.
 
-    ``active`` is None while every slot has a session (almost every step), else a bool mask.
+    Sessions are taken in order of their start time, as in the original GRU4Rec; with
+    ``shuffle`` in a new random order every epoch (RecBole's habit). ``len()`` is the exact
+    number of steps of the next epoch. ``min_active``: the fewest rows a step may have (2 when
+    the in-batch targets are a row's only negatives).
     """
 
-    def __init__(self, config, dataset, sessions, shuffle=True):
+    def __init__(self, config, dataset, sessions, shuffle=False, min_active=1):
         self.config = config
         self.dataset = dataset  # RecBole's training Dataset, for RecBole's evaluator hooks
         self.sessions = sessions
         self.batch_size = config["train_batch_size"]
         self.shuffle = shuffle
+        self.min_active = min_active
         self.device = config["device"]
         self.rng = np.random.default_rng(config["seed"])
         self._items = torch.from_numpy(sessions.items)
         starts = np.zeros(len(sessions.items), dtype=bool)
         starts[sessions.offsets[:-1]] = True
         self._starts = torch.from_numpy(starts)
-        self._n_steps = -(-sessions.n_targets // self.batch_size)
+        self._schedule = None  # the next epoch's; kept across epochs when the order never changes
+
+    def _next_schedule(self):
+        if self._schedule is None:
+            order = self.rng.permutation(len(self.sessions.offsets) - 1) if self.shuffle else self.sessions.time_order()
+            schedule = session_parallel_schedule(self.sessions.lengths, order, self.batch_size, self.min_active)
+            self._schedule = torch.from_numpy(schedule)
+        return self._schedule
 
     def __len__(self):
-        """Number of steps of the last epoch scheduled (an estimate before the first)."""
-        return self._n_steps
+        """Number of steps of the next epoch."""
+        return len(self._next_schedule())
 
     def __iter__(self):
-        n_sessions = len(self.sessions.offsets) - 1
-        order = self.rng.permutation(n_sessions) if self.shuffle else np.arange(n_sessions)
-        schedule = torch.from_numpy(session_parallel_schedule(self.sessions.lengths, order, self.batch_size))
-        self._n_steps = len(schedule)
+        schedule = self._next_schedule()
+        if self.shuffle:
+            self._schedule = None  # a new order next epoch
         idle_steps = (schedule < 0).any(dim=1)
         first_partial = int(idle_steps.float().argmax()) if idle_steps.any() else len(schedule)
         items, starts = self._items.to(self.device), self._starts.to(self.device)
+        next_items = torch.roll(items, -1)  # the target of the event at index i (never read past a session)
         schedule = schedule.to(self.device)
         for step in range(len(schedule)):
             inputs = schedule[step]  # a step's inputs are gathered here, not for the whole epoch: memory
-            active = inputs >= 0 if step >= first_partial else None
-            yield SessionParallelBatch(items[inputs], items[inputs + 1], starts[inputs], active)
+            slots = None
+            if step >= first_partial:
+                slots = torch.nonzero(inputs >= 0).squeeze(1)
+                inputs = inputs[slots]
+            yield SessionParallelBatch(items[inputs], next_items[inputs], starts[inputs], slots)

@@ -1,7 +1,7 @@
 """GRU4RecPlus: GRU4Rec as in the original (Hidasi et al., ICLR 2016; Hidasi & Karatzoglou, CIKM 2018).
 
 Session-parallel mini-batches (REFERENCE §1), scores over in-batch targets plus shared
-supp^α negatives (§2), the ranking losses (§3). Training steps come from
+supp^α negatives (§2), the ranking losses and log-Q (§3). Training steps come from
 ``SessionParallelDataLoader``; validation and test go through RecBole's full-sort evaluator,
 which calls ``full_sort_predict`` on RecBole's item-list rows.
 """
@@ -16,8 +16,15 @@ from torch import nn
 from ..errors import PluginError
 from ..loss import build_loss
 from ..sampler import PopularitySampler
-from .layers import GateProjection, GRULayer, gather_distinct_rows, init_uniform_, parse_final_activation
-
+from .layers import (
+    GateProjection,
+    GRULayer,
+    OneHotGRULayer,
+    gather_distinct_rows,
+    init_uniform_,
+    parse_final_activation,
+    with_bias_input,
+)
 
 def _require(condition, message):
     if not condition:
@@ -55,72 +62,84 @@ class GRU4RecPlus(SequentialRecommender):
         )
         for key in ("dropout_p_embed", "dropout_p_hidden"):
             _require(0 <= config[key] < 1, f"{key} must be in [0, 1), got {config[key]}")
+        self.n_slots = config["train_batch_size"]  # B: a step's loss is its rows' sum over B (REFERENCE §1)
+        _require(
+            config["n_sample"] or self.n_slots >= 2,
+            "n_sample: 0 leaves the other slots' targets as the only negatives: set train_batch_size >= 2",
+        )
+        loss_name = str(config["loss"]).strip().lower()
         self.logq = float(config["logq"] or 0.0)
         _require(self.logq >= 0, f"logq must be >= 0, got {self.logq}")
         _require(
-            self.logq == 0 or str(config["loss"]).lower() == "cross-entropy",
+            self.logq == 0 or loss_name == "cross-entropy",
             "logq (log-Q correction) applies to loss: cross-entropy only; set logq: 0 for other losses",
         )
         self.loss_fct = build_loss(config["loss"], bpreg=config["bpreg"])
-        self.final_activation = parse_final_activation(config["final_act"])
+        # unset final_act: the original's choice, linear scores for cross-entropy (its ELU belongs to BPR-max)
+        self.final_act = config["final_act"] or ("linear" if loss_name == "cross-entropy" else "elu-0.5")
+        self.final_activation = parse_final_activation(self.final_act)
 
         supports = np.bincount(dataset.inter_feat[self.ITEM_ID].numpy(), minlength=self.n_items)
         self.sampler = PopularitySampler(
             supports, config["sample_alpha"], config["n_sample"], config["sample_cache_size"], seed=config["seed"]
         )
-        log_prob = torch.log(torch.as_tensor(self.sampler.probabilities).clamp_min(1e-30)).float()
-        self.register_buffer("log_sample_prob", log_prob, persistent=False)
+        self._register_log_q(supports, float(config["sample_alpha"]))
 
-        # output item embedding and bias: the score of item i is h · W[i] + b[i]
-        self.item_embedding = nn.Embedding(self.n_items, hidden_size)
-        init_uniform_(self.item_embedding.weight, self.n_items, hidden_size)
-        self.item_bias = nn.Embedding(self.n_items, 1)
-        nn.init.zeros_(self.item_bias.weight)
-        first_size = self.layer_sizes[0]
+        # output table: item i's output vector W[i] in the first H columns, its bias b[i] in the last,
+        # so that h · W[i] + b[i] = [h, 1] · table[i] (one product, one sparse gradient row per item)
+        self.output_embedding = nn.Embedding(self.n_items, hidden_size + 1)
+        init_uniform_(self.output_embedding.weight[:, :hidden_size], self.n_items, hidden_size)
+        nn.init.zeros_(self.output_embedding.weight[:, hidden_size])
         if self.embedding_size:
             self.input_embedding = nn.Embedding(self.n_items, self.embedding_size)
             init_uniform_(self.input_embedding.weight, self.n_items, self.embedding_size)
-        if self.constrained_embedding or self.embedding_size:
-            self.first_projection = GateProjection(self.embedding_size or hidden_size, first_size)
-        else:  # one-hot input: the first layer's input weights are an item table of gate values
-            self.one_hot_gates = nn.Embedding(self.n_items, 3 * first_size)
-            for gate in self.one_hot_gates.weight.split(first_size, dim=1):
-                init_uniform_(gate, self.n_items, first_size)
-            self.one_hot_bias = nn.Parameter(torch.zeros(3 * first_size))
-        self.gate_projections = nn.ModuleList(
-            GateProjection(size_in, size_out) for size_in, size_out in zip(self.layer_sizes, self.layer_sizes[1:])
+        self.one_hot_layer = None
+        input_size = self.embedding_size or hidden_size
+        gru_sizes = self.layer_sizes
+        if not (self.constrained_embedding or self.embedding_size):  # one-hot input: the original's own first layer
+            self.one_hot_layer = OneHotGRULayer(self.n_items, self.layer_sizes[0])
+            input_size, gru_sizes = self.layer_sizes[0], self.layer_sizes[1:]
+        self.input_projections = nn.ModuleList(
+            GateProjection(size_in, size) for size_in, size in zip([input_size, *gru_sizes], gru_sizes)
         )
-        self.gru_layers = nn.ModuleList(GRULayer(size) for size in self.layer_sizes)
+        self.gru_layers = nn.ModuleList(GRULayer(size) for size in gru_sizes)
         self.embed_dropout = nn.Dropout(config["dropout_p_embed"])
         self.hidden_dropout = nn.Dropout(config["dropout_p_hidden"])
         self._session_state = None
 
+    def _register_log_q(self, supports, alpha):
+        """log-Q as in the original (REFERENCE §3): a column drawn as another slot's target has
+        Q = supp, a sampled one Q = supp^α. Every column's score is corrected by -logq·log supp,
+        and a sampled occurrence then weighs supp^(logq·(1-α)) in the softmax: the same loss."""
+        log_support = torch.log(torch.as_tensor(supports, dtype=torch.float64).clamp_min(1.0))
+        correction = (self.logq * log_support).float() if self.logq else None
+        sample_weight = torch.exp(self.logq * (1 - alpha) * log_support).float() if self.logq and alpha != 1 else None
+        self.register_buffer("log_q_correction", correction, persistent=False)
+        self.register_buffer("sample_weight", sample_weight, persistent=False)
+
     # ---- one step of the GRU stack, shared by training and prediction ----
 
-    def _input_gates(self, items, embedded=None):
-        """First-layer input projection of ``items``; ``embedded``: their rows of the input table, if looked up."""
-        if self.constrained_embedding or self.embedding_size:
-            if embedded is None:
-                table = self.item_embedding if self.constrained_embedding else self.input_embedding
-                embedded = F.embedding(items, table.weight, sparse=True)
-            return self.first_projection(self.embed_dropout(embedded))
-        gates = F.embedding(items, self.one_hot_gates.weight, sparse=True)
-        if self.training and self.embed_dropout.p > 0:  # dropout on a one-hot vector drops the whole item
-            gates = gates * self.embed_dropout(torch.ones_like(gates[:, :1]))
-        return gates + self.one_hot_bias
+    def _input_embedding(self, items):
+        table = self.output_embedding.weight[:, :-1] if self.constrained_embedding else self.input_embedding.weight
+        return F.embedding(items, table, sparse=self.embedding_size > 0)
 
-    def _step(self, gates, states):
-        """One step from the first layer's input gates; returns the new states (one per layer) and the output after dropout."""
+    def _step(self, items, states, embedded=None):
+        """One step from the input ``items`` (or their looked-up input ``embedded`` rows): the new
+        state of every layer, each after its dropout. As in the original, the dropped-out state is
+        both the next layer's input and the state carried to the next step (REFERENCE §1)."""
         new_states = []
-        for depth, layer in enumerate(self.gru_layers):
-            if depth:
-                gates = self.gate_projections[depth - 1](output)
-            new_states.append(layer(gates, states[depth]))
-            output = self.hidden_dropout(new_states[-1])
-        return new_states, output
+        if self.one_hot_layer is not None:  # dropout_p_embed acts on this layer's output
+            x = self.embed_dropout(self.one_hot_layer(items, states[0]))
+            new_states.append(x)
+        else:
+            x = self.embed_dropout(self._input_embedding(items) if embedded is None else embedded)
+        for projection, layer, state in zip(self.input_projections, self.gru_layers, states[len(new_states) :]):
+            x = self.hidden_dropout(layer(projection(x), state))
+            new_states.append(x)
+        return new_states
 
     def _zero_states(self, batch_size):
-        return [self.item_bias.weight.new_zeros(batch_size, size) for size in self.layer_sizes]
+        return [self.output_embedding.weight.new_zeros(batch_size, size) for size in self.layer_sizes]
 
     # ---- training ----
 
@@ -128,19 +147,40 @@ class GRU4RecPlus(SequentialRecommender):
         """Forget the carried hidden states: called at the start of every training epoch."""
         self._session_state = None
 
-    def _negative_weights(self, slots, n_rows, n_items, active, dtype):
-        """Per loss row, how many of its negatives are each distinct item, and the row's own item.
+    def _slot_states(self, batch):
+        """The carried states of the batch's rows, zero where a row starts a session."""
+        if self._session_state is None:
+            self._session_state = self._zero_states(self.n_slots)
+        states = self._session_state
+        if batch.slots is not None:
+            states = [state.index_select(0, batch.slots) for state in states]
+        starts = batch.starts.unsqueeze(1)
+        return [state.masked_fill(starts, 0.0) for state in states]
 
-        ``slots[j]``: the distinct item of column j (the n_rows targets, then the samples). Every
-        column but the row's own target is a negative of the row; idle slots (``active`` False)
-        are neither rows nor negatives. Returns (own item of each row, rows × n_items weights).
+    def _carry(self, batch, new_states):
+        """Keep the new states (detached: truncated back-propagation of one step) for the next step."""
+        new_states = [state.detach() for state in new_states]
+        if batch.slots is None:
+            self._session_state = new_states
+        else:
+            for carried, new in zip(self._session_state, new_states):
+                carried.index_copy_(0, batch.slots, new)
+
+    def _negative_weights(self, columns, n_rows, items):
+        """How often each scored distinct item is a negative of each row, and each row's own column.
+
+        ``columns``: the distinct item (index into ``items``) of each in-batch column (the rows'
+        targets), then of each sample. Every column but the row's own target is a negative of the
+        row (REFERENCE §2); with log-Q, a sampled occurrence counts supp^(logq·(1-α)) times.
         """
-        own = slots[:n_rows]
-        if active is not None:
-            own = own[active]
-            slots = torch.cat((own, slots[n_rows:]))
-        weights = torch.bincount(slots, minlength=n_items).to(dtype).expand(len(own), n_items).clone()
-        rows = torch.arange(len(own), device=own.device)
+        own, sampled = columns[:n_rows], columns[n_rows:]
+        if self.sample_weight is None:
+            counts = torch.bincount(columns, minlength=len(items)).float()
+        else:
+            counts = torch.bincount(own, minlength=len(items)).float()
+            counts += torch.bincount(sampled, minlength=len(items)) * self.sample_weight[items]
+        weights = counts.expand(n_rows, len(items)).clone()
+        rows = torch.arange(n_rows, device=own.device)
         weights.index_put_((rows, own), weights.new_full((), -1.0), accumulate=True)
         return own, weights
 
@@ -149,37 +189,31 @@ class GRU4RecPlus(SequentialRecommender):
 
         Each distinct item of the step (its targets and samples, and with constrained_embedding
         its inputs) is looked up and scored once, and the loss counts it as often as it is a
-        negative: the loss of REFERENCE §2 over all B + n_sample columns, with fewer columns to
-        score, and embedding gradients with one row per item (no duplicate rows to merge).
+        negative: the loss of REFERENCE §2-§3 over all rows' targets and the n_sample samples,
+        with fewer columns to score, and embedding gradients with one row per item. The step
+        loss is the rows' sum divided by B, the full number of slots, as in the original.
         """
         n_rows = len(batch.targets)
         samples = self.sampler.sample().to(batch.targets.device)
         shared = self.constrained_embedding
-        looked_up = (batch.inputs, batch.targets, samples) if shared else (batch.targets, samples)
+        looked_up = (batch.targets, samples, batch.inputs) if shared else (batch.targets, samples)
         items, slots = torch.unique(torch.cat(looked_up), return_inverse=True)
-        bias = gather_distinct_rows(self.item_bias.weight, items).squeeze(1)
+        n_scored = n_rows + len(samples)
         if shared:
-            weight, embedded = gather_distinct_rows(self.item_embedding.weight, items, slots[:n_rows])
-            gates = self._input_gates(batch.inputs, embedded)
-            slots = slots[n_rows:]
+            rows, input_rows = gather_distinct_rows(self.output_embedding.weight, items, slots[n_scored:])
+            embedded = input_rows[:, :-1]
         else:
-            weight = gather_distinct_rows(self.item_embedding.weight, items)
-            gates = self._input_gates(batch.inputs)
+            rows, embedded = gather_distinct_rows(self.output_embedding.weight, items), None
 
-        states = self._session_state or self._zero_states(n_rows)
-        starts = batch.starts.unsqueeze(1)
-        states = [state.masked_fill(starts, 0.0) for state in states]
-        new_states, output = self._step(gates, states)
-        self._session_state = [state.detach() for state in new_states]
+        new_states = self._step(batch.inputs, self._slot_states(batch), embedded)
+        self._carry(batch, new_states)
 
-        scores = torch.addmm(bias, output, weight.t())  # h · W[i] + b[i] for each distinct item i
+        scores = torch.mm(with_bias_input(new_states[-1]), rows.t())  # h · W[i] + b[i] for each distinct item i
         if self.logq:
-            scores = scores - self.logq * self.log_sample_prob[items]
-        if batch.active is not None:
-            scores = scores[batch.active]
+            scores = scores - self.log_q_correction[items]
         scores = self.final_activation(scores)
-        own, weights = self._negative_weights(slots, n_rows, len(items), batch.active, scores.dtype)
-        return self.loss_fct(own, scores, weights)  # each row's positive: its own target's column
+        own, weights = self._negative_weights(slots[:n_scored], n_rows, items)
+        return self.loss_fct(own, scores, weights) * (n_rows / self.n_slots)
 
     # ---- prediction (RecBole's evaluator) ----
 
@@ -187,17 +221,17 @@ class GRU4RecPlus(SequentialRecommender):
         """Final hidden state after reading each row's items (a session's items, oldest first)."""
         states = self._zero_states(len(item_seq))
         for position in range(int(item_seq_len.max()) if len(item_seq_len) else 0):
-            new_states, _ = self._step(self._input_gates(item_seq[:, position]), states)
+            new_states = self._step(item_seq[:, position], states)
             alive = (item_seq_len > position).unsqueeze(1)
             states = [torch.where(alive, new, old) for new, old in zip(new_states, states)]
         return states[-1]
 
     def predict(self, interaction):
         output = self._encode(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
-        items = interaction[self.ITEM_ID]
-        return (output * self.item_embedding(items)).sum(dim=1) + self.item_bias(items).squeeze(1)
+        rows = self.output_embedding(interaction[self.ITEM_ID])
+        return (with_bias_input(output) * rows).sum(dim=1)
 
     def full_sort_predict(self, interaction):
         """Scores of all items (linear: the final activation is monotone and would only add ties)."""
         output = self._encode(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
-        return torch.addmm(self.item_bias.weight.squeeze(1), output, self.item_embedding.weight.t())
+        return torch.mm(with_bias_input(output), self.output_embedding.weight.t())

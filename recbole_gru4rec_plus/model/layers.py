@@ -55,10 +55,13 @@ def gather_distinct_rows(weight, rows, picks=None):
 
 
 class GRULayer(nn.Module):
-    """One GRU layer; its input projection (B × 3H, bias included) is computed by the caller.
+    """One GRU layer, computed as ``torch.nn.GRUCell`` computes it (REFERENCE §1):
 
-    Splitting the projection out lets the first layer take it straight from an item
-    embedding (one-hot input) and keeps one step to a single matrix product.
+        r, z = sigmoid(x W_ir + b_ir + h W_hr + b_hr), sigmoid(x W_iz + b_iz + h W_hz + b_hz)
+        n = tanh(x W_in + b_in + r * (h W_hn + b_hn)),   h' = (1 - z) n + z h
+
+    with every bias starting at zero. The input side (x W_i + b_i, B × 3H) is computed by the
+    caller (``GateProjection``), so that one step is a single matrix product here.
     """
 
     def __init__(self, hidden_size):
@@ -67,12 +70,45 @@ class GRULayer(nn.Module):
         self.hidden_weight = nn.Parameter(torch.empty(hidden_size, 3 * hidden_size))
         for gate in self.hidden_weight.split(hidden_size, dim=1):
             init_uniform_(gate, hidden_size, hidden_size)
+        self.hidden_bias = nn.Parameter(torch.zeros(3 * hidden_size))
 
     def forward(self, input_gates, hidden):
-        hidden_gates = hidden @ self.hidden_weight
+        hidden_gates = torch.addmm(self.hidden_bias, hidden, self.hidden_weight)
         size = self.hidden_size
         reset, update = torch.sigmoid(input_gates[:, : 2 * size] + hidden_gates[:, : 2 * size]).chunk(2, dim=1)
         candidate = torch.tanh(input_gates[:, 2 * size :] + reset * hidden_gates[:, 2 * size :])
+        return candidate + update * (hidden - candidate)
+
+
+class OneHotGRULayer(nn.Module):
+    """The original's first layer for one-hot item input (no input embedding, not constrained):
+    the input side is an item table of gate values plus a bias, the reset gate scales the state
+    before the candidate's hidden product, and there is no hidden-side bias:
+
+        r, z = sigmoid(V[i]_r + b_r + h W_r), sigmoid(V[i]_z + b_z + h W_z)
+        n = tanh(V[i]_n + b_n + (r * h) W_n),   h' = (1 - z) n + z h
+
+    (The original writes h' = (1 - z) h + z n; with weights drawn symmetrically around zero the
+    two are the same model, z standing for 1 - z.)
+    """
+
+    def __init__(self, n_items, hidden_size):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.item_gates = nn.Embedding(n_items, 3 * hidden_size)
+        for gate in self.item_gates.weight.split(hidden_size, dim=1):
+            init_uniform_(gate, n_items, hidden_size)
+        self.input_bias = nn.Parameter(torch.zeros(3 * hidden_size))
+        self.hidden_weight = nn.Parameter(torch.empty(hidden_size, 3 * hidden_size))
+        for gate in self.hidden_weight.split(hidden_size, dim=1):
+            init_uniform_(gate, hidden_size, hidden_size)
+
+    def forward(self, items, hidden):
+        gates = F.embedding(items, self.item_gates.weight, sparse=True) + self.input_bias
+        size = self.hidden_size
+        reset_update = torch.addmm(gates[:, : 2 * size], hidden, self.hidden_weight[:, : 2 * size])
+        reset, update = torch.sigmoid(reset_update).chunk(2, dim=1)
+        candidate = torch.tanh(torch.addmm(gates[:, 2 * size :], reset * hidden, self.hidden_weight[:, 2 * size :]))
         return candidate + update * (hidden - candidate)
 
 
@@ -84,6 +120,12 @@ class GateProjection(nn.Linear):
         for gate in self.weight.split(hidden_size, dim=0):
             init_uniform_(gate, input_size, hidden_size)
         nn.init.zeros_(self.bias)
+
+
+def with_bias_input(hidden):
+    """[h, 1]: scored against an output table whose last column is the item bias, h · W[i] + b[i]
+    is one matrix product, and its gradient for the table rows is one product too, bias included."""
+    return torch.cat((hidden, hidden.new_ones(len(hidden), 1)), dim=1)
 
 
 def parse_final_activation(name):
