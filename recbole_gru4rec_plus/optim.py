@@ -36,6 +36,12 @@ class IndexedAdagradM(torch.optim.Optimizer):
             raise PluginError(f"eps={eps} must be > 0: the Adagrad epsilon keeps sqrt(acc + eps) away from zero.")
         super().__init__(params, dict(lr=lr, momentum=momentum, eps=eps))
 
+    def _state(self, p, key):
+        state = self.state[p]
+        if key not in state:
+            state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return state[key]
+
     @torch.no_grad()
     def step(self, closure=None):
         """Apply one update to every parameter that has a gradient; returns closure() if given."""
@@ -45,35 +51,45 @@ class IndexedAdagradM(torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             lr, mom, eps = group["lr"], group["momentum"], group["eps"]
-            for p in group["params"]:
-                g = p.grad
-                if g is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["acc"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                if mom > 0 and "vel" not in state:
-                    state["vel"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                acc = state["acc"]
-                if g.is_sparse:
-                    if g.sparse_dim() != 1:
-                        raise ValueError("IndexedAdagradM supports sparse gradients over rows only (sparse_dim == 1)")
-                    idx, vals = _distinct_rows(g)
-                    acc.index_add_(0, idx, vals * vals)
-                    upd = acc.index_select(0, idx).add_(eps).rsqrt_().mul_(vals)
-                    if mom > 0:
-                        vel = state["vel"]
-                        upd.mul_(lr).add_(vel.index_select(0, idx), alpha=mom)
-                        vel.index_copy_(0, idx, upd)
-                        upd.neg_()
-                    else:
-                        upd.mul_(-lr)
-                    p.index_add_(0, idx, upd)  # index_add_ with alpha != 1 is ~3x slower on CPU
-                else:
-                    acc.addcmul_(g, g)
-                    rstd = torch.add(acc, eps).rsqrt_()  # rsqrt is faster than sqrt + div on CPU
-                    if mom > 0:
-                        p.sub_(state["vel"].mul_(mom).addcmul_(g, rstd, value=lr))
-                    else:
-                        p.addcmul_(g, rstd, value=-lr)
+            with_grad = [p for p in group["params"] if p.grad is not None]
+            dense = [p for p in with_grad if not p.grad.is_sparse]
+            if dense:
+                self._dense_step(dense, lr, mom, eps)
+            for p in with_grad:
+                if p.grad.is_sparse:
+                    self._sparse_step(p, lr, mom, eps)
         return loss
+
+    def _dense_step(self, params, lr, mom, eps):
+        """All dense parameters at once (one multi-tensor call per operation: a step has few, small ones)."""
+        grads = [p.grad for p in params]
+        accs = [self._state(p, "acc") for p in params]
+        torch._foreach_addcmul_(accs, grads, grads)
+        denominators = torch._foreach_add(accs, eps)
+        torch._foreach_sqrt_(denominators)
+        if mom > 0:
+            velocities = [self._state(p, "vel") for p in params]
+            torch._foreach_mul_(velocities, mom)
+            torch._foreach_addcdiv_(velocities, grads, denominators, value=lr)
+            torch._foreach_sub_(params, velocities)
+        else:
+            torch._foreach_addcdiv_(params, grads, denominators, value=-lr)
+
+    def _sparse_step(self, p, lr, mom, eps):
+        """Only the rows of a sparse (COO) gradient: their acc, velocity and values."""
+        g = p.grad
+        if g.sparse_dim() != 1:
+            raise ValueError("IndexedAdagradM supports sparse gradients over rows only (sparse_dim == 1)")
+        rows, values = _distinct_rows(g)
+        acc = self._state(p, "acc")
+        acc.index_add_(0, rows, values * values)
+        update = acc.index_select(0, rows).add_(eps).sqrt_()
+        torch.div(values, update, out=update)  # g / sqrt(acc + eps)
+        if mom > 0:
+            velocity = self._state(p, "vel")
+            update.mul_(lr).add_(velocity.index_select(0, rows), alpha=mom)
+            velocity.index_copy_(0, rows, update)
+            update.neg_()
+        else:
+            update.mul_(-lr)
+        p.index_add_(0, rows, update)  # index_add_ with alpha != 1 is ~3x slower on CPU
