@@ -29,13 +29,22 @@ def plugin_yaml_files(model_name, dataset_name):
     return [path for path in candidates if os.path.isfile(path)]
 
 
+def resolve_config_file(path):
+    """``path`` as given, else the plugin's own file of that name under ``properties/`` (e.g.
+    ``paper/gru4rec_rsc15.yaml``, the original's published settings), which ships with the package."""
+    if os.path.isfile(path):
+        return path
+    shipped = os.path.join(PROPERTIES_DIR, path)
+    if not os.path.isabs(path) and os.path.isfile(shipped):
+        return shipped
+    raise PluginError(f"config file '{path}' does not exist: check the path given to --config_files")
+
+
 class PluginConfig(Config):
     """``Config`` that knows the plugin's models and reads the plugin's YAML defaults."""
 
     def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None):
-        for path in config_file_list or []:
-            if not os.path.isfile(path):
-                raise PluginError(f"config file '{path}' does not exist: check the path given to --config_files")
+        config_file_list = [resolve_config_file(path) for path in config_file_list or []]
         super().__init__(model, dataset, config_file_list, config_dict)
 
     def _load_cmd_line(self):

@@ -1,12 +1,14 @@
 """End to end through run/run.py, as a user runs it."""
 
+import math
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT, SHARED_DATA
+from conftest import ROOT, DATA
 
 RUN = os.path.join(ROOT, "run", "run.py")
 FAST = ["--epochs=1", "--show_progress=False", "--threads=1"]
@@ -37,7 +39,7 @@ def test_config_files_and_command_line_layer_over_the_model_yaml(in_tmp_dir):
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stdout + result.stderr
     assert "CrossEntropyLoss" in log and "GRULayer" in log
-    assert "Embedding(1683, 8)" in log  # b.yaml wins over a.yaml
+    assert "Embedding(1683, 9)" in log  # b.yaml wins over a.yaml: 8 output dimensions and the bias
     assert "n_sample = 4" in log
 
 
@@ -61,17 +63,34 @@ def test_bad_input_gives_one_clear_line_and_a_nonzero_exit(in_tmp_dir, args, mes
     assert "Traceback" not in result.stderr
 
 
-def test_help_documents_every_flag(in_tmp_dir):
+def test_help_shows_the_usage_line_and_documents_every_flag(in_tmp_dir):
     result = run("--help", cwd=in_tmp_dir)
     assert result.returncode == 0
+    assert result.stdout.startswith("usage: run.py [-h] [--model MODEL] [--dataset DATASET]")
     for flag in ("--model", "--dataset", "--config_files", "--threads", "--no_save", "--key=value"):
-        assert flag in result.stdout or flag.strip("-") in result.stdout
+        assert flag in result.stdout
+
+
+def test_in_batch_negatives_only_train_with_a_finite_loss_on_ml_100k(in_tmp_dir):
+    result = run("--n_sample=0", "--epochs=2", "--show_progress=False", "--threads=1", "--state=INFO", cwd=in_tmp_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    losses = [float(value) for value in re.findall(r"train loss: ([^\]\s]+)\]", result.stdout + result.stderr)]
+    assert len(losses) == 2 and all(math.isfinite(loss) for loss in losses)
+
+
+def test_the_originals_published_settings_ship_and_load_by_their_short_names(in_tmp_dir):
+    from recbole_gru4rec_plus.config import PluginConfig
+
+    config = PluginConfig("GRU4RecPlus", "ml-100k", ["paper/gru4rec_rsc15.yaml"], {})
+    assert (config["loss"], config["logq"], config["dropout_p_hidden"], config["train_batch_size"]) == ("cross-entropy", 1.0, 0.4, 32)
+    for name in ("rsc15", "yoochoose", "rees46", "coveo", "retailrocket", "diginetica"):
+        assert PluginConfig("GRU4RecPlus", "ml-100k", [f"paper/gru4rec_{name}.yaml"], {})["epochs"] == 10
 
 
 def test_a_movielens_release_is_converted_once_then_trained_on(in_tmp_dir):
     release = in_tmp_dir / "data" / "ml-latest-small"
     release.mkdir(parents=True)
-    (release / "ratings.csv").write_bytes(open(os.path.join(SHARED_DATA, "ml-latest-small", "ratings.csv"), "rb").read())
+    (release / "ratings.csv").write_bytes(open(os.path.join(DATA, "ml-latest-small", "ratings.csv"), "rb").read())
     result = run("--dataset=ml-latest-small", "--data_path=data/", "--n_sample=64", *FAST, cwd=in_tmp_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (release / "ml-latest-small.inter").is_file()
