@@ -1,7 +1,7 @@
 """Session-based figures: GRU4RecPlus on the DIGINETICA sample under the session protocol (one epoch:
 events/s, Recall@20, MRR@20), and dwell-time slicing with and without a planted dwell signal.
 
-    python bench/bench_sessions.py [--epochs-dwell 40]
+    python bench/bench_sessions.py [--epochs-dwell 4]
 
 One torch thread. The DIGINETICA file is a 12k-event sample: correctness figures, not accuracy claims.
 """
@@ -17,7 +17,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
 sys.path.insert(0, ROOT)
 
 from report import publish  # noqa: E402 (bench/ is the script's folder)
-DIGINETICA = os.path.join(ROOT, os.pardir, "shared", "data", "diginetica-sample", "train-item-views.csv")
+DIGINETICA = os.path.join(ROOT, "tests", "data", "diginetica-sample", "train-item-views.csv")
 QUIET = {"show_progress": False, "state": "WARNING", "threads": 1}
 
 
@@ -41,26 +41,34 @@ def diginetica_epoch(work):
 
 
 def dwell_rows(work, epochs):
-    from recbole_gru4rec_plus.data.synthetic import dwell_sessions, write_atomic_inter
+    """Dwell-time slicing on sessions key, distractors, target (the target from the key's cluster),
+    with the long dwell on the key (planted) or on a distractor (control), slicing off and on."""
+    import numpy as np
+    import pandas as pd
+
+    from recbole_gru4rec_plus.data.session_import import apply_session_protocol, write_benchmark_files
+    from recbole_gru4rec_plus.data.synthetic import dwell_key_sessions
     from recbole_gru4rec_plus.quick_start import run
 
     rows = []
     for planted in (True, False):
         name = f"dwell_{planted}"
-        write_atomic_inter(work, name, *dwell_sessions(4_000, 1_000, planted=planted, seed=1))
-        for threshold in (None, 60):
-            options = {**QUIET, "data_path": work, "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
-                       "n_sample": 512, "epochs": epochs, "stopping_step": 3, "valid_metric": "MRR@20",
-                       "dwell_threshold": threshold}
-            test = run("GRU4RecPlus", name, None, options, saved=False)["test_result"]
-            rows.append(f"| dwell signal {'planted' if planted else 'absent'}, slicing "
-                        f"{'60 s' if threshold else 'off'} | R@20 {test['recall@20']} | MRR@20 {test['mrr@20']} |")
+        session_ids, items, times = dwell_key_sessions(3_000, planted=planted, seed=1)
+        events = pd.DataFrame({"session_id": session_ids, "item_id": items.astype(str), "timestamp": times})
+        days = 0.1 * len(np.unique(session_ids))
+        write_benchmark_files(apply_session_protocol(events, days, days), work, name)
+        for copies in (None, 2, 5):
+            options = {**QUIET, "n_sample": 256, "epochs": epochs, "eval_step": 100, "dwell_threshold": 60 if copies else None,
+                       "dwell_max_copies": copies or 10}
+            test = run("GRU4RecPlus", name, [os.path.join(work, name, f"{name}.yaml")], options, saved=False)["test_result"]
+            rows.append(f"| long dwell on the {'key' if planted else 'a distractor'}, slicing "
+                        f"{f'on, at most {copies} copies' if copies else 'off'} | R@20 {test['recall@20']} | MRR@20 {test['mrr@20']} |")
     return rows
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs-dwell", type=int, default=40, help="max epochs (early stopping) of the dwell runs")
+    parser.add_argument("--epochs-dwell", type=int, default=4, help="training epochs of the dwell runs")
     args = parser.parse_args()
     import torch
 

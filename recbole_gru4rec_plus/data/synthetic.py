@@ -38,26 +38,25 @@ def write_atomic_inter(folder, name, user_ids, item_ids, timestamps):
     return folder
 
 
-def dwell_sessions(n_sessions, n_items, length=8, cluster_size=3, follow=0.7, long_dwell=600, seed=0, planted=True):
-    """Sessions in which the user dwells long on one 'key' item; afterwards, with probability
-    ``follow``, items come from the key's cluster of ``cluster_size`` items. With ``planted`` False
-    the long dwell falls on a random item unrelated to what follows (no signal in dwell times).
+def dwell_key_sessions(n_sessions, n_keys=50, cluster_size=4, n_distractors=500, gap=3, planted=True, seed=0):
+    """Sessions ``key, gap distractors, target``: the target is drawn from the key's cluster, so
+    predicting it means remembering the key across the distractors. Dwell times are short (5-30 s)
+    except one long one (300-600 s): on the key (``planted``), or on a random distractor (the
+    control: the same number of long dwells, on items that say nothing of the target).
 
-    Returns (session_ids, item_ids, timestamps) like ``zipf_sessions``.
+    Returns (session_ids, item_ids, timestamps) like ``zipf_sessions``; one session a day. Keys are
+    items 1..n_keys, cluster items follow, then the distractors.
     """
     rng = np.random.default_rng(seed)
-    clusters = rng.integers(1, n_items + 1, size=(n_items + 1, cluster_size))
-    items = rng.integers(1, n_items + 1, size=(n_sessions, length))
-    dwell = rng.integers(5, 30, size=(n_sessions, length))
-    key_position = rng.integers(0, length - 2, size=n_sessions)
     rows = np.arange(n_sessions)
-    keys = items[rows, key_position]
-    long_position = key_position if planted else rng.integers(0, length - 2, size=n_sessions)
-    dwell[rows, long_position] = long_dwell
-    after_key = np.arange(length)[None, :] > key_position[:, None]
-    from_cluster = after_key & (rng.random((n_sessions, length)) < follow)
-    cluster_items = clusters[keys][rows[:, None], rng.integers(0, cluster_size, size=(n_sessions, length))]
-    items = np.where(from_cluster, cluster_items, items)
-    timestamps = np.cumsum(dwell, axis=1) + rows[:, None] * 86400
-    session_ids = np.repeat(np.arange(1, n_sessions + 1), length)
-    return session_ids, items.ravel().astype(np.int64), timestamps.ravel().astype(np.int64)
+    keys = rng.integers(0, n_keys, size=n_sessions)
+    targets = n_keys + keys * cluster_size + rng.integers(0, cluster_size, size=n_sessions) + 1
+    distractors = n_keys * (1 + cluster_size) + rng.integers(1, n_distractors + 1, size=(n_sessions, gap))
+    items = np.column_stack([keys + 1, distractors, targets])
+    dwell = rng.uniform(5, 30, size=items.shape)
+    long_position = np.zeros(n_sessions, dtype=np.int64) if planted else rng.integers(1, gap + 1, size=n_sessions)
+    dwell[rows, long_position] = rng.uniform(300, 600, size=n_sessions)
+    # an event's dwell is the time until the next event of its session
+    timestamps = np.cumsum(dwell, axis=1) - dwell + rows[:, None] * 86400
+    session_ids = np.repeat(rows + 1, items.shape[1])
+    return session_ids, items.ravel().astype(np.int64), timestamps.ravel()
