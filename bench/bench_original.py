@@ -190,9 +190,8 @@ def transplanted_metrics(spec, gru):
     tokens = train_data.dataset.field2id_token["item_id"][1:]  # our ids 1.. -> the item tokens
     index = torch.as_tensor(gru.data_iterator.itemidmap[tokens].to_numpy(), dtype=torch.long)
     with torch.no_grad():
-        table = model.output_embedding.weight
-        table[1:, :-1] = original.Wy.weight[index]
-        table[1:, -1] = original.By.weight[index, 0]
+        model.item_embedding.weight[1:] = original.Wy.weight[index]
+        model.item_bias.weight[1:] = original.By.weight[index]
         model.input_projections[0].weight.copy_(cell.weight_ih)
         model.input_projections[0].bias.copy_(cell.bias_ih)
         model.gru_layers[0].hidden_weight.copy_(cell.weight_hh.t())

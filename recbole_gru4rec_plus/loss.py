@@ -14,7 +14,10 @@ converted only once.
 
 BPR-max and cross-entropy, the losses GRU4Rec trains with, are autograd Functions with hand-derived
 backward passes: a few passes over the (B, N) scores instead of autograd's dozens of operations.
+Both compute -log(... + 1e-24) as the original does (``epsilon``; 0 for the exact loss), in log space.
 """
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +27,7 @@ from torch.autograd.function import once_differentiable
 from .errors import PluginError
 
 LOSS_NAMES = ("top1", "bpr", "top1-max", "bpr-max", "cross-entropy")
+ORIGINAL_EPSILON = 1e-24  # the original GRU4Rec's -log(... + 1e-24) in cross-entropy and BPR-max
 
 
 def _checked_bpreg(bpreg):
@@ -34,6 +38,13 @@ def _checked_bpreg(bpreg):
         value = float("nan")
     if not value >= 0:
         raise PluginError(f"bpreg must be a number >= 0, got {bpreg!r}")
+    return value
+
+
+def _checked_epsilon(epsilon):
+    value = float(epsilon)
+    if not 0 <= value < 1:
+        raise PluginError(f"the loss epsilon must be in [0, 1), got {epsilon!r}")
     return value
 
 
@@ -89,22 +100,37 @@ def _positive_gradients(pos, grad_neg, grad_p):
     return None
 
 
+def _floored(neg_log, epsilon):
+    """-log(A + epsilon) from -log A, in log space, and its derivative factor A / (A + epsilon).
+
+    The original GRU4Rec computes its two losses as -log(A + 1e-24): a row whose A (its target's
+    probability, for cross-entropy) is far below 1e-24 costs at most 55.3 and gives almost no
+    gradient, where the exact loss would keep pushing it. Done in log space, it is finite for any
+    score; epsilon = 0 is the exact loss (factor None: 1).
+    """
+    if not epsilon:
+        return neg_log, None
+    log_a, log_epsilon = -neg_log, math.log(epsilon)
+    return -torch.logaddexp(log_a, torch.full_like(log_a, log_epsilon)), torch.sigmoid(log_a - log_epsilon)
+
+
 class _BPRMaxFunction(torch.autograd.Function):
-    """Mean over rows of BPR-max, -log sum_j s_j sigma(p - x_j) + bpreg * sum_j s_j x_j^2, and its
-    gradients (REFERENCE §3; s = softmax over the negatives, p the positive's score).
+    """Mean over rows of BPR-max, -log(sum_j s_j sigma(p - x_j) + epsilon) + bpreg * sum_j s_j x_j^2,
+    and its gradients (REFERENCE §3; s = softmax over the negatives, p the positive's score;
+    epsilon as in the original, see _floored).
 
     With e, z, m from _softmax_parts (e_j = w_j exp(x_j - m)), sum_j e_j sigma(p - x_j) = c * T,
     T = sum_j t_j, where on rows with p >= m: c = 1, t_j = e_j sigma(p - x_j), and on rows with
     p < m: c = exp(p - m), t_j = w_j sigma(x_j - p). T never underflows (the best negative's term
     is >= 1/2 if m is the negatives' max, and not far below otherwise), and one sigmoid pass
-    serves both kinds of rows. Gradients, with A = sum_j s_j sigma_j, Q = sum_j s_j x_j^2 and
-    sigma_j = sigma(p - x_j):
-        dL/dx_j = s_j (1 - sigma_j^2 / A) + bpreg s_j (x_j^2 - Q + 2 x_j),  s_j sigma_j^2 / A = t_j sigma_j / T
-        dL/dp   = -(1/A) sum_j s_j sigma_j (1 - sigma_j) = -sum_j t_j (1 - sigma_j) / T
+    serves both kinds of rows. Gradients, with A = sum_j s_j sigma_j, Q = sum_j s_j x_j^2,
+    sigma_j = sigma(p - x_j) and f = A / (A + epsilon):
+        dL/dx_j = f s_j (1 - sigma_j^2 / A) + bpreg s_j (x_j^2 - Q + 2 x_j),  s_j sigma_j^2 / A = t_j sigma_j / T
+        dL/dp   = -(f/A) sum_j s_j sigma_j (1 - sigma_j) = -f sum_j t_j (1 - sigma_j) / T
     """
 
     @staticmethod
-    def forward(ctx, pos, neg, weight, bpreg):
+    def forward(ctx, pos, neg, weight, bpreg, epsilon):
         p = _positive(pos, neg)
         m, e, z = _softmax_parts(neg, weight)
         gap = p - m
@@ -117,53 +143,59 @@ class _BPRMaxFunction(torch.autograd.Function):
         else:
             t = q * e
         big_t = t.sum(1, keepdim=True)
-        rows = torch.log(z / big_t) - gap * below  # -log A = log z - log(c T)
+        rows, factor = _floored(torch.log(z / big_t) - gap * below, epsilon)  # -log A = log z - log(c T)
         square = reg = None
         if bpreg:
             square = neg.square()
             reg = (e * square).sum(1, keepdim=True).div_(z)  # Q; finite since e = 0 off the negatives
-            rows.add_(reg, alpha=bpreg)
-        ctx.save_for_backward(pos, neg, e, z, q, t, big_t, flip, below, square, reg)
+            rows = rows.add(reg, alpha=bpreg)
+        ctx.save_for_backward(pos, neg, e, z, q, t, big_t, flip, below, square, reg, factor)
         ctx.bpreg = bpreg
         return rows.mean()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_loss):
-        pos, neg, e, z, q, t, big_t, flip, below, square, reg = ctx.saved_tensors
+        pos, neg, e, z, q, t, big_t, flip, below, square, reg, factor = ctx.saved_tensors
         g = grad_loss / len(neg)  # the mean's share of each row
-        s = e * (g / z)  # softmax, times g
+        gf = g if factor is None else factor * g  # the -log(A + epsilon) part's share
+        s = e * (gf / z)  # softmax, times gf
         u = t * q  # t_j sigma_j above m, t_j (1 - sigma_j) below
-        coef = flip / big_t * g
+        coef = flip / big_t * gf
         grad_neg = torch.addcmul(s, u, coef, value=-1)  # s - u / T above m, s + u / T below ...
         if ctx.any_below:
-            grad_neg.addcmul_(t, below / big_t * g, value=-1)  # ... - t / T below
-        grad_p = coef * u.sum(1, keepdim=True) - (1 - below) * g
+            grad_neg.addcmul_(t, below / big_t * gf, value=-1)  # ... - t / T below
+        grad_p = coef * u.sum(1, keepdim=True) - (1 - below) * gf
         if ctx.bpreg:
-            grad_neg.addcmul_(s, torch.add(square, neg, alpha=2).sub_(reg), value=ctx.bpreg)
-        return _positive_gradients(pos, grad_neg, grad_p), grad_neg, None, None
+            regulariser = torch.add(square, neg, alpha=2).sub_(reg).mul_(g / z)
+            grad_neg.addcmul_(e, regulariser, value=ctx.bpreg)
+        return _positive_gradients(pos, grad_neg, grad_p), grad_neg, None, None, None
 
 
 class _CrossEntropyFunction(torch.autograd.Function):
-    """Mean over rows of the sampled softmax loss, -log(exp(p) / (exp(p) + sum_j w_j exp(x_j))) =
-    lse - p with lse = logaddexp(p, m + log z); gradients: the softmax over the positive and the
-    negatives, e_j exp(m - lse) for a negative and exp(p - lse) - 1 for the positive."""
+    """Mean over rows of the sampled softmax loss as the original computes it, -log(P + epsilon)
+    with P = exp(p) / (exp(p) + sum_j w_j exp(x_j)) (see _floored); -log P = lse - p with
+    lse = logaddexp(p, m + log z). Gradients: f = P / (P + epsilon) times the softmax over the
+    positive and the negatives, e_j exp(m - lse) for a negative and exp(p - lse) - 1 for the positive."""
 
     @staticmethod
-    def forward(ctx, pos, neg, weight):
+    def forward(ctx, pos, neg, weight, epsilon):
         p = _positive(pos, neg)
         m, e, z = _softmax_parts(neg, weight)
         lse = torch.logaddexp(p, m + z.log())
-        ctx.save_for_backward(pos, e, (m - lse).exp_(), (p - lse).exp_())
-        return (lse - p).mean()
+        rows, factor = _floored(lse - p, epsilon)
+        ctx.save_for_backward(pos, e, (m - lse).exp_(), (p - lse).exp_(), factor)
+        return rows.mean()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_loss):
-        pos, e, neg_scale, pos_prob = ctx.saved_tensors
+        pos, e, neg_scale, pos_prob, factor = ctx.saved_tensors
         g = grad_loss / len(e)
+        if factor is not None:
+            g = factor * g
         grad_neg = e * (neg_scale * g)
-        return _positive_gradients(pos, grad_neg, (pos_prob - 1) * g), grad_neg, None
+        return _positive_gradients(pos, grad_neg, (pos_prob - 1) * g), grad_neg, None, None
 
 
 class _RankingLoss(nn.Module):
@@ -227,27 +259,37 @@ class TOP1MaxLoss(_RankingLoss):
 
 
 class BPRMaxLoss(_RankingLoss):
-    """BPR-max: -log sum_j s_j sigma(r_i - r_j) + bpreg * sum_j s_j r_j^2, s = softmax of negatives.
+    """BPR-max: -log(sum_j s_j sigma(r_i - r_j) + epsilon) + bpreg * sum_j s_j r_j^2, s = softmax of negatives.
 
-    GRU4Rec's (2018) max-style BPR, with a score regulariser of strength ``bpreg``."""
+    GRU4Rec's (2018) max-style BPR, with a score regulariser of strength ``bpreg``; ``epsilon``
+    is the original's 1e-24 inside the log (0: the exact loss)."""
 
-    def __init__(self, bpreg=1.0):
+    def __init__(self, bpreg=1.0, epsilon=ORIGINAL_EPSILON):
         super().__init__()
         self.bpreg = _checked_bpreg(bpreg)
+        self.epsilon = _checked_epsilon(epsilon)
 
     def batch_loss(self, pos, neg, weight):
-        return _BPRMaxFunction.apply(pos, neg, weight, self.bpreg)
+        return _BPRMaxFunction.apply(pos, neg, weight, self.bpreg, self.epsilon)
 
     def extra_repr(self):
-        return f"bpreg={self.bpreg}"
+        return f"bpreg={self.bpreg}, epsilon={self.epsilon}"
 
 
 class CrossEntropyLoss(_RankingLoss):
     """Cross-entropy of the positive among itself and its negatives (sampled softmax):
-    -log(exp(r_i) / (exp(r_i) + sum_j exp(r_j))), via logsumexp so it never overflows."""
+    -log(exp(r_i) / (exp(r_i) + sum_j exp(r_j)) + epsilon), via logsumexp so it never overflows;
+    ``epsilon`` is the original's 1e-24 inside the log (0: the exact loss)."""
+
+    def __init__(self, epsilon=ORIGINAL_EPSILON):
+        super().__init__()
+        self.epsilon = _checked_epsilon(epsilon)
 
     def batch_loss(self, pos, neg, weight):
-        return _CrossEntropyFunction.apply(pos, neg, weight)
+        return _CrossEntropyFunction.apply(pos, neg, weight, self.epsilon)
+
+    def extra_repr(self):
+        return f"epsilon={self.epsilon}"
 
 
 _LOSSES = dict(zip(LOSS_NAMES, (TOP1Loss, BPRLoss, TOP1MaxLoss, BPRMaxLoss, CrossEntropyLoss)))

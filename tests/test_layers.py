@@ -9,7 +9,6 @@ from recbole_gru4rec_plus.model.layers import (
     OneHotGRULayer,
     gather_distinct_rows,
     parse_final_activation,
-    with_bias_input,
 )
 
 GEN = torch.Generator().manual_seed(0)
@@ -74,12 +73,6 @@ def test_gate_projection_initialises_each_gate_like_gru4rec():
     for gate in projection.weight.split(100, dim=0):
         assert gate.abs().max() <= bound and gate.abs().max() > 0.9 * bound
     assert (projection.bias == 0).all()
-
-
-def test_scoring_against_a_table_with_a_bias_column_is_h_w_plus_b():
-    h = torch.randn(3, 4, generator=GEN)
-    table = torch.randn(5, 5, generator=GEN)
-    torch.testing.assert_close(with_bias_input(h) @ table.t(), h @ table[:, :4].t() + table[:, 4])
 
 
 def test_gather_distinct_rows_returns_the_rows_and_their_gradient():

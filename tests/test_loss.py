@@ -31,7 +31,8 @@ def _softmax(xs):
     return [e / sum(exps) for e in exps]
 
 
-def reference_row(name, pos, negs, bpreg=1.0):
+def reference_row(name, pos, negs, bpreg=1.0, epsilon=1e-24):
+    """One row's loss; BPR-max and cross-entropy as the original writes them, -log(... + 1e-24)."""
     n = len(negs)
     s = _softmax(negs)
     if name == "top1":
@@ -41,11 +42,11 @@ def reference_row(name, pos, negs, bpreg=1.0):
     if name == "top1-max":
         return sum(sj * (_sigmoid(r - pos) + _sigmoid(r * r)) for sj, r in zip(s, negs))
     if name == "bpr-max":
-        return -math.log(sum(sj * _sigmoid(pos - r) for sj, r in zip(s, negs))) + bpreg * sum(
+        return -math.log(sum(sj * _sigmoid(pos - r) for sj, r in zip(s, negs)) + epsilon) + bpreg * sum(
             sj * r * r for sj, r in zip(s, negs)
         )
     if name == "cross-entropy":
-        return -math.log(math.exp(pos) / (math.exp(pos) + sum(math.exp(r) for r in negs)))
+        return -math.log(math.exp(pos) / (math.exp(pos) + sum(math.exp(r) for r in negs)) + epsilon)
     raise ValueError(name)
 
 
@@ -90,7 +91,7 @@ def test_loss_is_a_scalar_in_float32(name):
 
 
 def test_bpr_max_without_regulariser_is_minus_log_of_weighted_sigmoids():
-    loss = BPRMaxLoss(bpreg=0.0)(torch.tensor(POS, dtype=torch.float64), torch.tensor(NEG, dtype=torch.float64))
+    loss = BPRMaxLoss(bpreg=0.0, epsilon=0.0)(torch.tensor(POS, dtype=torch.float64), torch.tensor(NEG, dtype=torch.float64))
     rows = [
         -math.log(sum(sj * _sigmoid(p - r) for sj, r in zip(_softmax(ns), ns))) for p, ns in zip(POS, NEG)
     ]
@@ -106,7 +107,29 @@ def test_bpr_max_is_exact_with_the_positive_far_below_the_negatives():
     # pos = -1e4 under negatives (1e4, 0): sum_j s_j sigma(r_i - r_j) ~ 2 exp(-2e4), far below any float.
     pos = torch.tensor([-1e4], dtype=torch.float64)
     neg = torch.tensor([[1e4, 0.0]], dtype=torch.float64)
-    assert BPRMaxLoss(bpreg=0.0)(pos, neg).item() == pytest.approx(2e4 - math.log(2.0), rel=1e-12)
+    assert BPRMaxLoss(bpreg=0.0, epsilon=0.0)(pos, neg).item() == pytest.approx(2e4 - math.log(2.0), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["bpr-max", "cross-entropy"])
+def test_like_the_original_a_hopeless_row_costs_at_most_log_1e24_and_gives_almost_no_gradient(name):
+    # -log(A + 1e-24) with A ~ exp(-2e4): the original's cap, computed without underflow
+    loss = build_loss(name, bpreg=0.0)
+    pos = torch.tensor([-1e4, 1.0], dtype=torch.float64, requires_grad=True)
+    neg = torch.tensor([[1e4, 0.0], [0.5, -0.5]], dtype=torch.float64, requires_grad=True)
+    value = loss(pos, neg)
+    exact = reference_row(name, 1.0, [0.5, -0.5], bpreg=0.0)
+    assert value.item() == pytest.approx((-math.log(1e-24) + exact) / 2, rel=1e-12)
+    value.backward()
+    assert pos.grad[0].abs() < 1e-30 and neg.grad[0].abs().max() < 1e-30
+    assert pos.grad[1].abs() > 1e-3  # an ordinary row is trained as usual
+
+
+@pytest.mark.parametrize("name", ["bpr-max", "cross-entropy"])
+def test_epsilon_zero_gives_the_exact_loss(name):
+    loss = (BPRMaxLoss(bpreg=0.5, epsilon=0.0) if name == "bpr-max" else CrossEntropyLoss(epsilon=0.0))
+    value = loss(torch.tensor(POS, dtype=torch.float64), torch.tensor(NEG, dtype=torch.float64))
+    rows = [reference_row(name, p, ns, 0.5, epsilon=0.0) for p, ns in zip(POS, NEG)]
+    assert value.item() == pytest.approx(sum(rows) / len(rows), rel=1e-12)
 
 
 def test_bpr_max_is_exact_with_the_positive_far_above_the_negatives():

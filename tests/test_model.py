@@ -48,7 +48,7 @@ def _reference_hidden(model, inputs, states):
         x = (1 - z) * n + z * h
         new_states.append(x)
     elif model.constrained_embedding:
-        x = model.output_embedding.weight[inputs, :-1]
+        x = model.item_embedding.weight[inputs]
     else:
         x = model.input_embedding.weight[inputs]
     for projection, layer, state in zip(model.input_projections, layers, states[len(new_states) :]):
@@ -66,9 +66,8 @@ def _reference_loss(model, batch, samples, supports, alpha, states):
     in-batch columns and supp^α for the sampled ones; every column but a row's own is a negative;
     the step loss is the rows' sum over B, the number of slots."""
     h = _reference_hidden(model, batch.inputs, states)
-    table = model.output_embedding.weight
     columns = torch.cat((batch.targets, samples))
-    scores = h @ table[columns, :-1].t() + table[columns, -1]
+    scores = h @ model.item_embedding.weight[columns].t() + model.item_bias.weight[columns, 0]
     if model.logq:
         q = torch.cat((supports[batch.targets].double(), supports[samples].double() ** alpha))
         scores = scores - model.logq * torch.log(q).float()
@@ -77,10 +76,10 @@ def _reference_loss(model, batch, samples, supports, alpha, states):
     own = torch.eye(n_rows, scores.shape[1], dtype=torch.bool)
     positive = scores[own]
     if model.loss_fct.__class__.__name__ == "CrossEntropyLoss":  # the original: softmax over all columns
-        rows = -torch.log_softmax(scores, dim=1)[own]
+        rows = -torch.log(torch.softmax(scores, dim=1)[own] + 1e-24)
     elif model.loss_fct.__class__.__name__ == "BPRMaxLoss":  # the original: softmax over the negatives only
         weights = torch.softmax(scores.masked_fill(own, float("-inf")), dim=1)
-        rows = -torch.log((torch.sigmoid(positive[:, None] - scores) * weights).sum(1)) \
+        rows = -torch.log((torch.sigmoid(positive[:, None] - scores) * weights).sum(1) + 1e-24) \
             + model.loss_fct.bpreg * (scores**2 * weights).sum(1)
     else:  # TOP1, BPR, TOP1-max: their own formulas are checked in test_loss.py
         return model.loss_fct(positive, scores, ~own) * n_rows / model.n_slots
@@ -179,8 +178,7 @@ def test_hidden_dropout_is_carried_to_the_next_step_and_scored(in_tmp_dir):
     carried = model._session_state[-1]
     assert 0.35 < (carried == 0).float().mean() < 0.65  # dropped out (a GRU state is never exactly 0)
     # the carried, dropped-out state is also the one scored: the loss recomputed from it
-    table = model.output_embedding.weight
-    scores = carried @ table[batch.targets, :-1].t() + table[batch.targets, -1]
+    scores = carried @ model.item_embedding.weight[batch.targets].t() + model.item_bias.weight[batch.targets, 0]
     torch.testing.assert_close(loss, F.cross_entropy(scores, torch.arange(64), reduction="sum") / 64)
 
 
@@ -195,8 +193,7 @@ def test_stepping_a_session_gives_the_state_and_scores_of_full_sort_predict(in_t
     final_state = model._encode(interaction["item_id_list"], interaction["item_length"])
     torch.testing.assert_close(model._session_state[-1], final_state)
     scores = model.full_sort_predict(interaction)
-    table = model.output_embedding.weight
-    torch.testing.assert_close(scores, final_state @ table[:, :-1].T + table[:, -1])
+    torch.testing.assert_close(scores, final_state @ model.item_embedding.weight.T + model.item_bias.weight.T)
     interaction["item_id"] = torch.tensor([3, 2])
     torch.testing.assert_close(model.predict(interaction), scores[[0, 1], [3, 2]])
 
@@ -238,8 +235,8 @@ def test_a_step_gives_one_sparse_gradient_row_per_distinct_item(in_tmp_dir):
     model.sampler.sample = lambda: torch.tensor([9, 4, 9])
     batch = SessionParallelBatch(torch.tensor([3, 4]), torch.tensor([5, 3]), torch.ones(2, dtype=torch.bool))
     model.calculate_loss(batch).backward()
-    grad = model.output_embedding.weight.grad
-    assert grad.is_sparse and grad._indices()[0].tolist() == [3, 4, 5, 9]
+    for table in (model.item_embedding, model.item_bias):
+        assert table.weight.grad.is_sparse and table.weight.grad._indices()[0].tolist() == [3, 4, 5, 9]
 
 
 def test_gradients_reach_only_the_embedding_rows_a_step_touched(in_tmp_dir):
@@ -247,7 +244,7 @@ def test_gradients_reach_only_the_embedding_rows_a_step_touched(in_tmp_dir):
     model.train()
     batch = SessionParallelBatch(torch.tensor([3, 4]), torch.tensor([5, 6]), torch.ones(2, dtype=torch.bool))
     model.calculate_loss(batch).backward()
-    grad = model.output_embedding.weight.grad
+    grad = model.item_embedding.weight.grad
     assert grad.is_sparse
     assert set(grad.coalesce().indices()[0].tolist()) == {3, 4, 5, 6}
 

@@ -23,7 +23,6 @@ from .layers import (
     gather_distinct_rows,
     init_uniform_,
     parse_final_activation,
-    with_bias_input,
 )
 
 def _require(condition, message):
@@ -85,11 +84,12 @@ class GRU4RecPlus(SequentialRecommender):
         )
         self._register_log_q(supports, float(config["sample_alpha"]))
 
-        # output table: item i's output vector W[i] in the first H columns, its bias b[i] in the last,
-        # so that h · W[i] + b[i] = [h, 1] · table[i] (one product, one sparse gradient row per item)
-        self.output_embedding = nn.Embedding(self.n_items, hidden_size + 1)
-        init_uniform_(self.output_embedding.weight[:, :hidden_size], self.n_items, hidden_size)
-        nn.init.zeros_(self.output_embedding.weight[:, hidden_size])
+        # output item vectors W and biases b: the score of item i is h · W[i] + b[i]. Two tables, as in
+        # the original: with momentum, a row that only an input touched moves its W[i] but not its b[i].
+        self.item_embedding = nn.Embedding(self.n_items, hidden_size)
+        init_uniform_(self.item_embedding.weight, self.n_items, hidden_size)
+        self.item_bias = nn.Embedding(self.n_items, 1)
+        nn.init.zeros_(self.item_bias.weight)
         if self.embedding_size:
             self.input_embedding = nn.Embedding(self.n_items, self.embedding_size)
             init_uniform_(self.input_embedding.weight, self.n_items, self.embedding_size)
@@ -112,15 +112,16 @@ class GRU4RecPlus(SequentialRecommender):
         Q = supp, a sampled one Q = supp^α. Every column's score is corrected by -logq·log supp,
         and a sampled occurrence then weighs supp^(logq·(1-α)) in the softmax: the same loss."""
         log_support = torch.log(torch.as_tensor(supports, dtype=torch.float64).clamp_min(1.0))
-        correction = (self.logq * log_support).float() if self.logq else None
-        sample_weight = torch.exp(self.logq * (1 - alpha) * log_support).float() if self.logq and alpha != 1 else None
+        dtype = torch.get_default_dtype()
+        correction = (self.logq * log_support).to(dtype) if self.logq else None
+        sample_weight = torch.exp(self.logq * (1 - alpha) * log_support).to(dtype) if self.logq and alpha != 1 else None
         self.register_buffer("log_q_correction", correction, persistent=False)
         self.register_buffer("sample_weight", sample_weight, persistent=False)
 
     # ---- one step of the GRU stack, shared by training and prediction ----
 
     def _input_embedding(self, items):
-        table = self.output_embedding.weight[:, :-1] if self.constrained_embedding else self.input_embedding.weight
+        table = self.item_embedding.weight if self.constrained_embedding else self.input_embedding.weight
         return F.embedding(items, table, sparse=self.embedding_size > 0)
 
     def _step(self, items, states, embedded=None):
@@ -139,7 +140,7 @@ class GRU4RecPlus(SequentialRecommender):
         return new_states
 
     def _zero_states(self, batch_size):
-        return [self.output_embedding.weight.new_zeros(batch_size, size) for size in self.layer_sizes]
+        return [self.item_embedding.weight.new_zeros(batch_size, size) for size in self.layer_sizes]
 
     # ---- training ----
 
@@ -174,10 +175,11 @@ class GRU4RecPlus(SequentialRecommender):
         row (REFERENCE §2); with log-Q, a sampled occurrence counts supp^(logq·(1-α)) times.
         """
         own, sampled = columns[:n_rows], columns[n_rows:]
+        dtype = self.item_embedding.weight.dtype
         if self.sample_weight is None:
-            counts = torch.bincount(columns, minlength=len(items)).float()
+            counts = torch.bincount(columns, minlength=len(items)).to(dtype)
         else:
-            counts = torch.bincount(own, minlength=len(items)).float()
+            counts = torch.bincount(own, minlength=len(items)).to(dtype)
             counts += torch.bincount(sampled, minlength=len(items)) * self.sample_weight[items]
         weights = counts.expand(n_rows, len(items)).clone()
         rows = torch.arange(n_rows, device=own.device)
@@ -199,16 +201,19 @@ class GRU4RecPlus(SequentialRecommender):
         looked_up = (batch.targets, samples, batch.inputs) if shared else (batch.targets, samples)
         items, slots = torch.unique(torch.cat(looked_up), return_inverse=True)
         n_scored = n_rows + len(samples)
+        scored = None
         if shared:
-            rows, input_rows = gather_distinct_rows(self.output_embedding.weight, items, slots[n_scored:])
-            embedded = input_rows[:, :-1]
+            rows, embedded = gather_distinct_rows(self.item_embedding.weight, items, slots[n_scored:])
+            # an item that is only an input is scored too (weight 0), but its bias is not touched
+            scored = torch.zeros(len(items), dtype=torch.bool, device=items.device).index_fill_(0, slots[:n_scored], True)
         else:
-            rows, embedded = gather_distinct_rows(self.output_embedding.weight, items), None
+            rows, embedded = gather_distinct_rows(self.item_embedding.weight, items), None
+        bias = gather_distinct_rows(self.item_bias.weight, items, touched=scored).squeeze(1)
 
         new_states = self._step(batch.inputs, self._slot_states(batch), embedded)
         self._carry(batch, new_states)
 
-        scores = torch.mm(with_bias_input(new_states[-1]), rows.t())  # h · W[i] + b[i] for each distinct item i
+        scores = torch.addmm(bias, new_states[-1], rows.t())  # h · W[i] + b[i] for each distinct item i
         if self.logq:
             scores = scores - self.log_q_correction[items]
         scores = self.final_activation(scores)
@@ -228,10 +233,10 @@ class GRU4RecPlus(SequentialRecommender):
 
     def predict(self, interaction):
         output = self._encode(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
-        rows = self.output_embedding(interaction[self.ITEM_ID])
-        return (with_bias_input(output) * rows).sum(dim=1)
+        items = interaction[self.ITEM_ID]
+        return (output * self.item_embedding(items)).sum(dim=1) + self.item_bias(items).squeeze(1)
 
     def full_sort_predict(self, interaction):
         """Scores of all items (linear: the final activation is monotone and would only add ties)."""
         output = self._encode(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
-        return torch.mm(with_bias_input(output), self.output_embedding.weight.t())
+        return torch.addmm(self.item_bias.weight.squeeze(1), output, self.item_embedding.weight.t())

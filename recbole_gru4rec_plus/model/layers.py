@@ -19,11 +19,11 @@ def init_uniform_(weight, fan_in, fan_out):
 
 class _DistinctRows(torch.autograd.Function):
     """``weight[rows]`` for sorted distinct ``rows``, and optionally ``weight[rows][picks]``; the
-    gradient is one sparse tensor with one row per distinct row."""
+    gradient is one sparse tensor with one row per distinct row (per row of ``touched``, if given)."""
 
     @staticmethod
-    def forward(ctx, weight, rows, picks):
-        ctx.save_for_backward(rows, picks)
+    def forward(ctx, weight, rows, picks, touched):
+        ctx.save_for_backward(rows, picks, touched)
         ctx.weight_shape = weight.shape
         gathered = weight.index_select(0, rows)
         return gathered if picks is None else (gathered, gathered.index_select(0, picks))
@@ -31,27 +31,31 @@ class _DistinctRows(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad, grad_picked=None):
-        rows, picks = ctx.saved_tensors
+        rows, picks, touched = ctx.saved_tensors
         if grad is None:
             grad = grad_picked.new_zeros(len(rows), *ctx.weight_shape[1:])
         if grad_picked is not None:
             grad = grad.index_add(0, picks, grad_picked)  # out of place: grad may be shared
+        if touched is not None:
+            rows, grad = rows[touched], grad[touched]
         sparse = torch.sparse_coo_tensor(
             rows.unsqueeze(0), grad, ctx.weight_shape, is_coalesced=True, check_invariants=False
         )
-        return sparse, None, None
+        return sparse, None, None, None
 
 
-def gather_distinct_rows(weight, rows, picks=None):
+def gather_distinct_rows(weight, rows, picks=None, touched=None):
     """``weight[rows]`` for sorted distinct ``rows`` (e.g. from ``torch.unique``), with a sparse
     gradient of one row per distinct row; with ``picks`` (positions in ``rows``) also
-    ``weight[rows[picks]]``, whose gradient joins the same sparse tensor.
+    ``weight[rows[picks]]``, whose gradient joins the same sparse tensor. ``touched`` (a bool
+    mask over ``rows``) limits the gradient to those rows: the caller knows the others get none,
+    and an optimizer with momentum moves every row it is handed, as the original's does not.
 
     F.embedding(sparse=True) yields one gradient row per lookup, which the optimizer then has to
     sort and merge (coalesce); here there is nothing to merge, and the input rows of a step do not
     need a lookup (and a sparse gradient) of their own.
     """
-    return _DistinctRows.apply(weight, rows, picks)
+    return _DistinctRows.apply(weight, rows, picks, touched)
 
 
 class GRULayer(nn.Module):
@@ -120,12 +124,6 @@ class GateProjection(nn.Linear):
         for gate in self.weight.split(hidden_size, dim=0):
             init_uniform_(gate, input_size, hidden_size)
         nn.init.zeros_(self.bias)
-
-
-def with_bias_input(hidden):
-    """[h, 1]: scored against an output table whose last column is the item bias, h · W[i] + b[i]
-    is one matrix product, and its gradient for the table rows is one product too, bias included."""
-    return torch.cat((hidden, hidden.new_ones(len(hidden), 1)), dim=1)
 
 
 def parse_final_activation(name):
