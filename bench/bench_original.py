@@ -112,21 +112,10 @@ def worker_ours(spec):
     import torch
 
     torch.set_num_threads(1)
-    from recbole.utils import init_seed
-
-    from recbole_gru4rec_plus.config import PluginConfig
-    from recbole_gru4rec_plus.quick_start import create_dataset, data_preparation
-    from recbole_gru4rec_plus.trainer import get_trainer_class
-
-    dataset = spec["dataset"]
-    options = {**spec["overrides"], "show_progress": False, "state": "WARNING", "threads": 1}
-    config = PluginConfig("GRU4RecPlus", dataset["name"], [dataset["yaml"], *SETTINGS[spec["setting"]]], options)
-    init_seed(config["seed"], config["reproducibility"])
-    train_data, _, test_data = data_preparation(config, create_dataset(config))
-    init_seed(config["seed"], config["reproducibility"])
-    model = config.model_class(config, train_data.dataset)
-    trainer = get_trainer_class(config.model_class)(config, model)
+    config, train_data, test_data, model, trainer = _our_pipeline(spec, threads=1)
     torch.set_num_threads(1)
+    if spec.get("original_init"):
+        _copy_original_initial_weights(spec, model, train_data.dataset)
     seconds = []
     for epoch in range(config["epochs"]):
         start = time.perf_counter()
@@ -154,6 +143,12 @@ def worker_original(spec):
     np.random.seed(spec["seed"])
     read = lambda path: pd.read_csv(path, sep="\t", dtype={"SessionId": np.int64, "ItemId": str, "Time": np.float64})
     gru = GRU4Rec(device=torch.device("cpu"), **spec["params"])
+    if spec.get("fix_original_tail"):
+        # the original passes the full batch size as the number of in-batch columns, also at the
+        # epoch's tail where fewer slots are left: its log-Q then corrects some sampled columns
+        # as in-batch ones. Diagnostic only: the number of rows is the number of in-batch columns.
+        loss_function = gru.loss_function
+        gru.loss_function = lambda scores, columns, n_in_batch: loss_function(scores, columns, len(scores))
     log = io.StringIO()
     with contextlib.redirect_stdout(log):
         gru.fit(read(spec["dataset"]["train"]))
@@ -172,32 +167,130 @@ def worker_original(spec):
     return result
 
 
-def transplanted_metrics(spec, gru):
-    """The original's trained weights in a GRU4RecPlus (one layer, constrained embedding), tested
-    with RecBole's evaluator: the same model under the other evaluator."""
+def copy_original_weights(original, model, train_dataset, itemidmap):
+    """The original's weights (one layer, constrained embedding) into a GRU4RecPlus, items matched by token."""
     import torch
+
+    tokens = train_dataset.field2id_token["item_id"][1:]  # our ids 1.. -> the item tokens
+    index = torch.as_tensor(itemidmap[tokens].to_numpy(), dtype=torch.long)
+    cell, layer = original.G[0], model.gru_layers[0]
+    with torch.no_grad():
+        model.item_embedding.weight[1:] = original.Wy.weight[index]
+        model.item_bias.weight[1:] = original.By.weight[index]
+        layer.input_weight.copy_(cell.weight_ih)
+        layer.input_bias.copy_(cell.bias_ih)
+        layer.hidden_weight.copy_(cell.weight_hh.t())
+        layer.hidden_bias.copy_(cell.bias_hh)
+    return index
+
+
+def _our_pipeline(spec, **extra):
+    from recbole.utils import init_seed
 
     from recbole_gru4rec_plus.config import PluginConfig
     from recbole_gru4rec_plus.quick_start import create_dataset, data_preparation
     from recbole_gru4rec_plus.trainer import get_trainer_class
 
     dataset = spec["dataset"]
-    options = {**spec["overrides"], "show_progress": False, "state": "WARNING"}
+    options = {**spec["overrides"], "show_progress": False, "state": "WARNING", **extra}
     config = PluginConfig("GRU4RecPlus", dataset["name"], [dataset["yaml"], *SETTINGS[spec["setting"]]], options)
+    init_seed(config["seed"], config["reproducibility"])
     train_data, _, test_data = data_preparation(config, create_dataset(config))
-    model = config.model_class(config, train_data.dataset).eval()
-    original, cell = gru.model, gru.model.G[0]
-    tokens = train_data.dataset.field2id_token["item_id"][1:]  # our ids 1.. -> the item tokens
-    index = torch.as_tensor(gru.data_iterator.itemidmap[tokens].to_numpy(), dtype=torch.long)
-    with torch.no_grad():
-        model.item_embedding.weight[1:] = original.Wy.weight[index]
-        model.item_bias.weight[1:] = original.By.weight[index]
-        model.input_projections[0].weight.copy_(cell.weight_ih)
-        model.input_projections[0].bias.copy_(cell.bias_ih)
-        model.gru_layers[0].hidden_weight.copy_(cell.weight_hh.t())
-        model.gru_layers[0].hidden_bias.copy_(cell.bias_hh)
-    test = get_trainer_class(config.model_class)(config, model).evaluate(test_data, load_best_model=False)
+    init_seed(config["seed"], config["reproducibility"])
+    model = config.model_class(config, train_data.dataset)
+    return config, train_data, test_data, model, get_trainer_class(config.model_class)(config, model)
+
+
+def _copy_original_initial_weights(spec, model, train_dataset):
+    """Diagnostic: start from the original's initial weights (its compatibility mode draws them
+    with numpy seed 42, the same for every seed), so that only the random streams differ."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    sys.path.insert(0, spec["original"])
+    from gru4rec_pytorch import GRU4RecModel, SessionDataIterator
+
+    params = spec["params"]
+    data = pd.read_csv(spec["dataset"]["train"], sep="\t", dtype={"SessionId": np.int64, "ItemId": str, "Time": np.float64})
+    with contextlib.redirect_stdout(io.StringIO()):
+        iterator = SessionDataIterator(data, params["batch_size"], device=torch.device("cpu"))
+    original = GRU4RecModel(iterator.n_items, params["layers"], params["dropout_p_embed"], params["dropout_p_hidden"],
+                            params["embedding"], params["constrained_embedding"])
+    original._reset_weights_to_compatibility_mode()
+    copy_original_weights(original, model, train_dataset, iterator.itemidmap)
+
+
+def transplanted_metrics(spec, gru):
+    """The original's trained weights in a GRU4RecPlus, tested with RecBole's evaluator: the same
+    model under the other evaluator."""
+    _, train_data, test_data, model, trainer = _our_pipeline(spec)
+    copy_original_weights(gru.model, model, train_data.dataset, gru.data_iterator.itemidmap)
+    test = trainer.evaluate(test_data, load_best_model=False)
     return {"transplant_recall": float(test["recall@20"]), "transplant_mrr": float(test["mrr@20"])}
+
+
+def worker_lockstep(spec):
+    """Both implementations stepped side by side in float64 from the same weights, with the same
+    batches, samples and dropout masks: per step, the relative difference of the two losses."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    torch.set_num_threads(1)
+    sys.path.insert(0, spec["original"])
+    from gru4rec_pytorch import GRU4Rec, GRU4RecModel, IndexedAdagradM, SessionDataIterator  # the original, as it is
+
+    params = spec["params"]
+    data = pd.read_csv(spec["dataset"]["train"], sep="\t", dtype={"SessionId": np.int64, "ItemId": str, "Time": np.float64})
+    gru = GRU4Rec(device=torch.device("cpu"), **params)
+    with contextlib.redirect_stdout(io.StringIO()):
+        iterator = SessionDataIterator(data, params["batch_size"], n_sample=params["n_sample"],
+                                       sample_alpha=params["sample_alpha"], device=torch.device("cpu"))
+    supports = data.groupby("ItemId").size()[iterator.itemidmap.index.values].to_numpy()
+    gru.data_iterator, gru.P0 = iterator, torch.as_tensor(supports, dtype=torch.float64)  # as its fit() sets them
+    original = GRU4RecModel(iterator.n_items, params["layers"], params["dropout_p_embed"], params["dropout_p_hidden"],
+                            params["embedding"], params["constrained_embedding"])
+    original._reset_weights_to_compatibility_mode()  # writes float32 weights: convert after
+    original = original.double()
+    torch.set_default_dtype(torch.float64)
+    original_optimizer = IndexedAdagradM(original.parameters(), params["learning_rate"], params["momentum"])
+    states = [torch.zeros(params["batch_size"], size, dtype=torch.float64) for size in params["layers"]]
+    reset = lambda n_valid, finished, valid: gru._adjust_hidden(n_valid, finished, valid, states)
+    original_steps = iterator(enable_neg_samples=params["n_sample"] > 0, reset_hook=reset)
+
+    _, train_data, _, model, trainer = _our_pipeline(spec)
+    index = copy_original_weights(original, model, train_data.dataset, iterator.itemidmap)
+    ours = torch.empty(iterator.n_items, dtype=torch.long)
+    ours[index] = torch.arange(1, len(index) + 1)  # the original's item index -> ours
+    original.train(), model.train(), model.reset_session_state()
+    our_steps, differences = iter(train_data), []
+    for step in range(spec["steps"]):
+        batch = next(our_steps, None)
+        inputs, columns = next(original_steps, (None, None))
+        if batch is None or inputs is None:
+            break
+        n_rows = len(inputs)
+        if not (torch.equal(ours[inputs], batch.inputs) and torch.equal(ours[columns[:n_rows]], batch.targets)):
+            raise RuntimeError(f"the two implementations' batches differ at step {step}")
+        samples = ours[columns[n_rows:]]
+        model.sampler.sample = lambda: samples
+        torch.manual_seed(step)  # the same dropout masks
+        for state in states:
+            state.detach_()
+        original.zero_grad()
+        n_in_batch = n_rows if spec.get("fix_original_tail") else params["batch_size"]  # see worker_original
+        loss = gru.loss_function(original.forward(inputs, states, columns, training=True), columns, n_in_batch)
+        loss = loss / params["batch_size"]
+        loss.backward()
+        original_optimizer.step()
+        torch.manual_seed(step)
+        trainer.optimizer.zero_grad(set_to_none=True)
+        our_loss = model.calculate_loss(batch)
+        our_loss.backward()
+        trainer.optimizer.step()
+        differences.append(abs(our_loss.item() - loss.item()) / abs(loss.item()))
+    return {"differences": differences}
 
 
 def run_worker(kind, spec):
@@ -218,7 +311,7 @@ def _spec(args, dataset, setting, seed, overrides, evaluate):
     overrides = {"seed": seed, **overrides}
     return {"dataset": dataset, "setting": setting, "seed": seed, "overrides": overrides, "evaluate": evaluate,
             "params": resolved_options(dataset, setting, overrides), "original": args.original,
-            "transplant": args.transplant}
+            "transplant": args.transplant, "fix_original_tail": args.fix_original_tail, "original_init": args.original_init}
 
 
 def _mean_sd(values):
@@ -275,10 +368,28 @@ def speed(args, datasets):
     return "\n".join(lines)
 
 
+def lockstep(args, datasets):
+    lines = [f"Lockstep, float64: both from the original's initial weights, with the same batches, samples and "
+             f"dropout masks; relative difference of the step losses over {args.lockstep_steps} steps (rounding "
+             f"differences, ~1e-16, then grow as any float perturbation of this training does)"
+             + (", the original's tail log-Q patched" if args.fix_original_tail else "") + ".", "",
+             "| data | setting | steps | max over steps 1-10 | max over steps 11-20 | max over all |", "|---|---|---:|---:|---:|---:|"]
+    for dataset in datasets:
+        for setting in args.settings:
+            spec = {**_spec(args, dataset, setting, args.seeds[0], {}, evaluate=False), "steps": args.lockstep_steps}
+            differences = run_worker("lockstep", spec)["differences"]
+            parts = [differences[:10], differences[10:20], differences]
+            lines.append(f"| {dataset['name']} | {setting} | {len(differences)} | "
+                         + " | ".join(f"{max(part):.1e}" if part else "-" for part in parts) + " |")
+            print(lines[-1], flush=True)
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--original", help="folder of a checkout of hidasib/GRU4Rec_PyTorch_Official")
-    parser.add_argument("--part", choices=["all", "accuracy", "speed"], default="all")
+    parser.add_argument("--part", choices=["all", "lockstep", "accuracy", "speed"], default="all")
+    parser.add_argument("--lockstep-steps", type=int, default=30)
     parser.add_argument("--datasets", nargs="+", default=["ml-small-sessions", "synthetic", "diginetica"])
     parser.add_argument("--speed-datasets", nargs="+", default=["ml-small-sessions", "synthetic"])
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
@@ -289,11 +400,16 @@ def main():
     parser.add_argument("--speed-epochs", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--transplant", action="store_true", help="also test the original's weights with RecBole's evaluator")
+    parser.add_argument("--fix-original-tail", action="store_true",
+                        help="diagnostic: patch the original's log-Q at the epoch's tail (see worker_original)")
+    parser.add_argument("--original-init", action="store_true",
+                        help="diagnostic: GRU4RecPlus starts from the original's initial weights (numpy seed 42)")
     parser.add_argument("--worker", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         kind, spec = args.worker
-        print(json.dumps((worker_original if kind == "original" else worker_ours)(json.loads(spec))))
+        workers = {"original": worker_original, "ours": worker_ours, "lockstep": worker_lockstep}
+        print(json.dumps(workers[kind](json.loads(spec))))
         return
     if not args.original or not os.path.isfile(os.path.join(args.original, "gru4rec_pytorch.py")):
         sys.exit("error: --original must name a checkout of hidasib/GRU4Rec_PyTorch_Official (holding gru4rec_pytorch.py)")
@@ -301,8 +417,10 @@ def main():
     started = time.time()
     parts = []
     with tempfile.TemporaryDirectory() as work:
-        names = set(args.datasets if args.part != "speed" else []) | set(args.speed_datasets if args.part != "accuracy" else [])
+        names = set(args.datasets if args.part != "speed" else []) | set(args.speed_datasets if args.part in ("all", "speed") else [])
         built = {name: build_dataset(work, name, args.synthetic_events) for name in sorted(names)}
+        if args.part in ("all", "lockstep"):
+            parts.append(lockstep(args, [built[name] for name in args.datasets]))
         if args.part in ("all", "accuracy"):
             parts.append(accuracy(args, [built[name] for name in args.datasets]))
         if args.part in ("all", "speed"):

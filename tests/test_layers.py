@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from recbole_gru4rec_plus.model.layers import (
-    GateProjection,
     GRULayer,
     OneHotGRULayer,
     gather_distinct_rows,
@@ -22,30 +21,46 @@ def _randomise(module):
     return module
 
 
-def test_gru_layer_equals_torch_gru_cell_with_the_same_weights():
-    size_in, size, batch = 7, 5, 4
-    projection = _randomise(GateProjection(size_in, size).double())
-    layer = _randomise(GRULayer(size).double())
-    cell = torch.nn.GRUCell(size_in, size).double()
+def _cell_like(layer):
+    cell = torch.nn.GRUCell(layer.input_size, layer.hidden_size).double()
     with torch.no_grad():  # GRUCell: weight_ih (3H, in) and weight_hh (3H, H), gates in the order r, z, n
-        cell.weight_ih.copy_(projection.weight)
-        cell.bias_ih.copy_(projection.bias)
+        cell.weight_ih.copy_(layer.input_weight)
+        cell.bias_ih.copy_(layer.input_bias)
         cell.weight_hh.copy_(layer.hidden_weight.t())
         cell.bias_hh.copy_(layer.hidden_bias)
-    x = torch.randn(batch, size_in, generator=GEN, dtype=torch.float64)
-    h = torch.randn(batch, size, generator=GEN, dtype=torch.float64)
-    torch.testing.assert_close(layer(projection(x), h), cell(x, h))
+    return cell
+
+
+def test_gru_layer_equals_torch_gru_cell_with_the_same_weights_values_and_gradients():
+    layer = _randomise(GRULayer(7, 5).double())
+    cell = _cell_like(layer)
+    x = torch.randn(4, 7, generator=GEN, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(4, 5, generator=GEN, dtype=torch.float64, requires_grad=True)
+    out, expected = layer(x, h), cell(x, h)
+    torch.testing.assert_close(out, expected)
+    g = torch.randn(4, 5, generator=GEN, dtype=torch.float64)
+    ours = torch.autograd.grad(out, (x, h, *layer.parameters()), g)
+    theirs = torch.autograd.grad(expected, (x, h, cell.weight_ih, cell.bias_ih, cell.weight_hh, cell.bias_hh), g)
+    for a, b in zip(ours, theirs[:4] + (theirs[4].t(), theirs[5])):
+        torch.testing.assert_close(a, b)
+
+
+def test_gru_layer_gradients_match_finite_differences():
+    layer = _randomise(GRULayer(3, 4).double())
+    x = torch.randn(2, 3, generator=GEN, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(2, 4, generator=GEN, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, h, *p: layer(x, h), (x, h, *layer.parameters()))
 
 
 def test_gru_layer_has_a_hidden_side_bias_inside_the_reset_product():
-    layer = GRULayer(3).double()
+    layer = GRULayer(3, 3).double()
     h = torch.randn(2, 3, generator=GEN, dtype=torch.float64)
-    gates = torch.randn(2, 9, generator=GEN, dtype=torch.float64)
-    before = layer(gates, h)
+    x = torch.randn(2, 3, generator=GEN, dtype=torch.float64)
+    before = layer(x, h)
     with torch.no_grad():
         layer.hidden_bias[6:] = 1.0  # the candidate's hidden-side bias
-    assert not torch.allclose(before, layer(gates, h))
-    assert layer.hidden_bias.shape == (9,) and (GRULayer(4).hidden_bias == 0).all()
+    assert not torch.allclose(before, layer(x, h))
+    assert layer.hidden_bias.shape == (9,) and (GRULayer(4, 4).hidden_bias == 0).all()
 
 
 def test_one_hot_layer_follows_the_originals_equations():
@@ -67,12 +82,13 @@ def test_one_hot_layer_gives_sparse_gradients_to_its_item_table():
     assert grad.is_sparse and set(grad.coalesce().indices()[0].tolist()) == {2, 5}
 
 
-def test_gate_projection_initialises_each_gate_like_gru4rec():
-    projection = GateProjection(400, 100)
-    bound = (6.0 / (400 + 100)) ** 0.5
-    for gate in projection.weight.split(100, dim=0):
-        assert gate.abs().max() <= bound and gate.abs().max() > 0.9 * bound
-    assert (projection.bias == 0).all()
+def test_gru_layer_initialises_each_gate_like_gru4rec():
+    layer = GRULayer(400, 100)
+    for weight, fan_in in ((layer.input_weight, 400), (layer.hidden_weight.t(), 100)):
+        bound = (6.0 / (fan_in + 100)) ** 0.5
+        for gate in weight.split(100, dim=0):
+            assert gate.abs().max() <= bound and gate.abs().max() > 0.9 * bound
+    assert (layer.input_bias == 0).all() and (layer.hidden_bias == 0).all()
 
 
 def test_gather_distinct_rows_returns_the_rows_and_their_gradient():
@@ -109,3 +125,13 @@ def test_final_activation_in_place_has_the_right_values_and_gradients(name):
     x = torch.randn(4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0), requires_grad=True)
     torch.testing.assert_close(activation(x * 1.0), OUT_OF_PLACE[name](x))
     assert torch.autograd.gradcheck(lambda x: activation(x * 1.0), (x,))
+
+
+@pytest.mark.parametrize("n_ids", [10, 5_000, 500_000], ids=["few", "table", "sorted"])
+def test_distinct_equals_torch_unique_with_the_inverse(n_ids):
+    from recbole_gru4rec_plus.model.layers import distinct
+
+    ids = torch.randint(0, n_ids, (2_000,), generator=GEN)
+    values, inverse = distinct(ids, n_ids)
+    expected_values, expected_inverse = torch.unique(ids, return_inverse=True)
+    assert torch.equal(values, expected_values) and torch.equal(inverse, expected_inverse)

@@ -51,9 +51,9 @@ def _reference_hidden(model, inputs, states):
         x = model.item_embedding.weight[inputs]
     else:
         x = model.input_embedding.weight[inputs]
-    for projection, layer, state in zip(model.input_projections, layers, states[len(new_states) :]):
-        cell = torch.nn.GRUCell(projection.in_features, layer.hidden_size)
-        cell.weight_ih, cell.bias_ih = projection.weight, projection.bias
+    for layer, state in zip(layers, states[len(new_states) :]):
+        cell = torch.nn.GRUCell(layer.input_size, layer.hidden_size)
+        cell.weight_ih, cell.bias_ih = layer.input_weight, layer.input_bias
         cell.weight_hh, cell.bias_hh = torch.nn.Parameter(layer.hidden_weight.t()), layer.hidden_bias
         x = cell(x, state)
         new_states.append(x)

@@ -17,9 +17,9 @@ from ..errors import PluginError
 from ..loss import build_loss
 from ..sampler import PopularitySampler
 from .layers import (
-    GateProjection,
     GRULayer,
     OneHotGRULayer,
+    distinct,
     gather_distinct_rows,
     init_uniform_,
     parse_final_activation,
@@ -99,10 +99,7 @@ class GRU4RecPlus(SequentialRecommender):
         if not (self.constrained_embedding or self.embedding_size):  # one-hot input: the original's own first layer
             self.one_hot_layer = OneHotGRULayer(self.n_items, self.layer_sizes[0])
             input_size, gru_sizes = self.layer_sizes[0], self.layer_sizes[1:]
-        self.input_projections = nn.ModuleList(
-            GateProjection(size_in, size) for size_in, size in zip([input_size, *gru_sizes], gru_sizes)
-        )
-        self.gru_layers = nn.ModuleList(GRULayer(size) for size in gru_sizes)
+        self.gru_layers = nn.ModuleList(GRULayer(size_in, size) for size_in, size in zip([input_size, *gru_sizes], gru_sizes))
         self.embed_dropout = nn.Dropout(config["dropout_p_embed"])
         self.hidden_dropout = nn.Dropout(config["dropout_p_hidden"])
         self._session_state = None
@@ -134,8 +131,8 @@ class GRU4RecPlus(SequentialRecommender):
             new_states.append(x)
         else:
             x = self.embed_dropout(self._input_embedding(items) if embedded is None else embedded)
-        for projection, layer, state in zip(self.input_projections, self.gru_layers, states[len(new_states) :]):
-            x = self.hidden_dropout(layer(projection(x), state))
+        for layer, state in zip(self.gru_layers, states[len(new_states) :]):
+            x = self.hidden_dropout(layer(x, state))
             new_states.append(x)
         return new_states
 
@@ -199,7 +196,7 @@ class GRU4RecPlus(SequentialRecommender):
         samples = self.sampler.sample().to(batch.targets.device)
         shared = self.constrained_embedding
         looked_up = (batch.targets, samples, batch.inputs) if shared else (batch.targets, samples)
-        items, slots = torch.unique(torch.cat(looked_up), return_inverse=True)
+        items, slots = distinct(torch.cat(looked_up), self.n_items)
         n_scored = n_rows + len(samples)
         scored = None
         if shared:
@@ -218,7 +215,8 @@ class GRU4RecPlus(SequentialRecommender):
             scores = scores - self.log_q_correction[items]
         scores = self.final_activation(scores)
         own, weights = self._negative_weights(slots[:n_scored], n_rows, items)
-        return self.loss_fct(own, scores, weights) * (n_rows / self.n_slots)
+        loss = self.loss_fct(own, scores, weights)
+        return loss if n_rows == self.n_slots else loss * (n_rows / self.n_slots)
 
     # ---- prediction (RecBole's evaluator) ----
 
