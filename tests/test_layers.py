@@ -125,13 +125,3 @@ def test_final_activation_in_place_has_the_right_values_and_gradients(name):
     x = torch.randn(4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0), requires_grad=True)
     torch.testing.assert_close(activation(x * 1.0), OUT_OF_PLACE[name](x))
     assert torch.autograd.gradcheck(lambda x: activation(x * 1.0), (x,))
-
-
-@pytest.mark.parametrize("n_ids", [10, 5_000, 500_000], ids=["few", "table", "sorted"])
-def test_distinct_equals_torch_unique_with_the_inverse(n_ids):
-    from recbole_gru4rec_plus.model.layers import distinct
-
-    ids = torch.randint(0, n_ids, (2_000,), generator=GEN)
-    values, inverse = distinct(ids, n_ids)
-    expected_values, expected_inverse = torch.unique(ids, return_inverse=True)
-    assert torch.equal(values, expected_values) and torch.equal(inverse, expected_inverse)

@@ -19,7 +19,6 @@ from ..sampler import PopularitySampler
 from .layers import (
     GRULayer,
     OneHotGRULayer,
-    distinct,
     gather_distinct_rows,
     init_uniform_,
     parse_final_activation,
@@ -196,7 +195,7 @@ class GRU4RecPlus(SequentialRecommender):
         samples = self.sampler.sample().to(batch.targets.device)
         shared = self.constrained_embedding
         looked_up = (batch.targets, samples, batch.inputs) if shared else (batch.targets, samples)
-        items, slots = distinct(torch.cat(looked_up), self.n_items)
+        items, slots = torch.unique(torch.cat(looked_up), return_inverse=True)
         n_scored = n_rows + len(samples)
         scored = None
         if shared:

@@ -17,22 +17,6 @@ def init_uniform_(weight, fan_in, fan_out):
         return weight.uniform_(-bound, bound)
 
 
-def distinct(ids, n_ids):
-    """(sorted distinct values of ``ids``, the index of each id among them), ids in [0, n_ids).
-
-    torch.unique sorts all ids; when the id range is not much larger than the ids themselves (a
-    step's 2,000-odd targets and samples among up to ~130k items), marking them in a table of
-    n_ids flags and reading it back in order is a few times faster and gives the same result.
-    """
-    if n_ids > 64 * len(ids):
-        return torch.unique(ids, return_inverse=True)
-    present = torch.zeros(n_ids, dtype=torch.bool, device=ids.device).index_fill_(0, ids, True)
-    values = torch.nonzero(present).squeeze(1)
-    position = torch.empty(n_ids, dtype=torch.long, device=ids.device)
-    position[values] = torch.arange(len(values), device=ids.device)
-    return values, position[ids]
-
-
 class _DistinctRows(torch.autograd.Function):
     """``weight[rows]`` for sorted distinct ``rows``, and optionally ``weight[rows][picks]``; the
     gradient is one sparse tensor with one row per distinct row (per row of ``touched``, if given)."""
@@ -74,46 +58,6 @@ def gather_distinct_rows(weight, rows, picks=None, touched=None):
     return _DistinctRows.apply(weight, rows, picks, touched)
 
 
-class _GRUCellFunction(torch.autograd.Function):
-    """torch.nn.GRUCell's step with a hand-derived backward: a dozen operations on B × 3H tensors
-    instead of autograd's thirty-odd (a step of GRU4Rec is small, and each operation costs).
-
-    h' = n + z (h - n), n = tanh(a_n + r hg_n), r = sigmoid(a_r + hg_r), z = sigmoid(a_z + hg_z),
-    a = x W_ih^T + b_ih, hg = h W_hh + b_hh. Backward, with g = dL/dh':
-        da_n = g (1 - z) (1 - n^2),  da_z = g (h - n) z (1 - z),  da_r = da_n hg_n r (1 - r),
-        dhg = [da_r, da_z, da_n r],  dW_ih = da^T x,  dW_hh = h^T dhg,  dx = da W_ih,  dh = g z + dhg W_hh^T
-    """
-
-    @staticmethod
-    def forward(ctx, x, hidden, input_weight, input_bias, hidden_weight, hidden_bias):
-        size = hidden.shape[1]
-        gates = torch.addmm(input_bias, x, input_weight.t())
-        hidden_gates = torch.addmm(hidden_bias, hidden, hidden_weight)
-        reset_update = gates[:, : 2 * size].add_(hidden_gates[:, : 2 * size]).sigmoid_()
-        reset, update = reset_update[:, :size], reset_update[:, size:]
-        candidate = torch.addcmul(gates[:, 2 * size :], reset, hidden_gates[:, 2 * size :]).tanh_()
-        ctx.save_for_backward(x, hidden, input_weight, hidden_weight, reset_update, candidate, hidden_gates[:, 2 * size :])
-        return torch.sub(hidden, candidate).mul_(update).add_(candidate)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad):
-        x, hidden, input_weight, hidden_weight, reset_update, candidate, hidden_candidate = ctx.saved_tensors
-        size = hidden.shape[1]
-        reset, update = reset_update[:, :size], reset_update[:, size:]
-        grad_gates = reset_update.new_empty(len(x), 3 * size)
-        grad_candidate = torch.mul(grad, 1 - update, out=grad_gates[:, 2 * size :]).mul_(1 - candidate.square())
-        torch.sub(hidden, candidate, out=grad_gates[:, size : 2 * size]).mul_(grad).mul_(update * (1 - update))
-        torch.mul(grad_candidate, hidden_candidate, out=grad_gates[:, :size]).mul_(reset * (1 - reset))
-        grad_hidden_gates = grad_gates.clone()
-        grad_hidden_gates[:, 2 * size :].mul_(reset)
-        needs = ctx.needs_input_grad
-        grad_x = grad_gates @ input_weight if needs[0] else None
-        grad_hidden = torch.addmm(grad * update, grad_hidden_gates, hidden_weight.t()) if needs[1] else None
-        return (grad_x, grad_hidden, grad_gates.t() @ x, grad_gates.sum(0),
-                hidden.t() @ grad_hidden_gates, grad_hidden_gates.sum(0))
-
-
 class GRULayer(nn.Module):
     """One GRU layer, computed as ``torch.nn.GRUCell`` computes it (REFERENCE §1):
 
@@ -136,7 +80,12 @@ class GRULayer(nn.Module):
         self.hidden_bias = nn.Parameter(torch.zeros(3 * hidden_size))
 
     def forward(self, x, hidden):
-        return _GRUCellFunction.apply(x, hidden, self.input_weight, self.input_bias, self.hidden_weight, self.hidden_bias)
+        gates = torch.addmm(self.input_bias, x, self.input_weight.t())
+        hidden_gates = torch.addmm(self.hidden_bias, hidden, self.hidden_weight)
+        size = self.hidden_size
+        reset, update = torch.sigmoid(gates[:, : 2 * size] + hidden_gates[:, : 2 * size]).chunk(2, dim=1)
+        candidate = torch.tanh(gates[:, 2 * size :] + reset * hidden_gates[:, 2 * size :])
+        return candidate + update * (hidden - candidate)
 
 
 class OneHotGRULayer(nn.Module):
