@@ -309,6 +309,8 @@ def run_worker(kind, spec):
 
 def _spec(args, dataset, setting, seed, overrides, evaluate):
     overrides = {"seed": seed, **overrides}
+    if args.fix_original_tail:  # the original patched to correct only sampled columns as sampled: so is ours
+        overrides["logq_tail"] = "exact"
     return {"dataset": dataset, "setting": setting, "seed": seed, "overrides": overrides, "evaluate": evaluate,
             "params": resolved_options(dataset, setting, overrides), "original": args.original,
             "transplant": args.transplant, "fix_original_tail": args.fix_original_tail, "original_init": args.original_init}
@@ -401,7 +403,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--transplant", action="store_true", help="also test the original's weights with RecBole's evaluator")
     parser.add_argument("--fix-original-tail", action="store_true",
-                        help="diagnostic: patch the original's log-Q at the epoch's tail (see worker_original)")
+                        help="diagnostic: patch the original's log-Q at the epoch's tail (see worker_original), "
+                             "and run GRU4RecPlus with logq_tail: exact")
     parser.add_argument("--original-init", action="store_true",
                         help="diagnostic: GRU4RecPlus starts from the original's initial weights (numpy seed 42)")
     parser.add_argument("--worker", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)

@@ -9,6 +9,7 @@ subclass keeps RecBole's layering and adds the plugin's ``properties/`` on top o
     -> user config files -> config dict -> command line
 """
 
+import ast
 import os
 
 from recbole.config import Config
@@ -16,6 +17,7 @@ from recbole.utils import ModelType
 
 from .errors import PluginError
 from .model import get_model_class
+from .options import check_keys, check_values, check_yaml_file
 from .resources import PROPERTIES_DIR
 
 
@@ -32,7 +34,7 @@ def plugin_yaml_files(model_name, dataset_name):
 def resolve_config_file(path):
     """``path`` as given, else the plugin's own file of that name under ``properties/`` (e.g.
     ``paper/gru4rec_rsc15.yaml``, the original's published settings), which ships with the package."""
-    if os.path.isfile(path):
+    if os.path.exists(path):
         return path
     shipped = os.path.join(PROPERTIES_DIR, path)
     if not os.path.isabs(path) and os.path.isfile(shipped):
@@ -40,12 +42,34 @@ def resolve_config_file(path):
     raise PluginError(f"config file '{path}' does not exist: check the path given to --config_files")
 
 
+def read_value(text):
+    """A value given as text (the command line): a Python/YAML literal (5, 0.1, 1e-3, [100], True,
+    ~), else the text itself. Never evaluated as code: RecBole's own conversion calls eval()."""
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        pass
+    lowered = text.strip().lower()
+    return {"true": True, "false": False, "~": None, "none": None, "null": None}.get(lowered, text)
+
+
 class PluginConfig(Config):
-    """``Config`` that knows the plugin's models and reads the plugin's YAML defaults."""
+    """``Config`` that knows the plugin's models and reads the plugin's YAML defaults, and checks
+    every option (``recbole_gru4rec_plus.options``) before anything else runs.
+
+    ``unused_options``: the keys given that only other models read (key -> those models), to warn of.
+    """
 
     def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None):
         config_file_list = [resolve_config_file(path) for path in config_file_list or []]
+        for path in config_file_list:
+            check_yaml_file(path)
         super().__init__(model, dataset, config_file_list, config_dict)
+        self.unused_options = check_keys(self.external_config_dict, self["model"], self.model_class)
+        check_values(self, self.model_class)
+
+    def _convert_config_dict(self, config_dict):
+        return {key: read_value(value) if isinstance(value, str) else value for key, value in config_dict.items()}
 
     def _load_cmd_line(self):
         """Options come from the caller (run/run.py passes its command line as config_dict), not from sys.argv."""

@@ -73,11 +73,8 @@ def data_preparation(config, dataset):
 
 
 def set_threads(config):
-    threads = config["threads"]
-    if threads is not None:
-        if not isinstance(threads, int) or threads < 1:
-            raise PluginError(f"threads must be a positive integer, got {threads!r}")
-        torch.set_num_threads(threads)
+    if config["threads"] is not None:
+        torch.set_num_threads(config["threads"])
 
 
 def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True):

@@ -63,13 +63,15 @@ def _reference_hidden(model, inputs, states):
 def _reference_loss(model, batch, samples, supports, alpha, states):
     """The original's step loss (REFERENCE §2-§3): columns are the rows' targets, then the samples,
     duplicates and all; score = h·W + b; log-Q subtracts logq·log Q per column, Q = supp for the
-    in-batch columns and supp^α for the sampled ones; every column but a row's own is a negative;
-    the step loss is the rows' sum over B, the number of slots."""
+    in-batch columns and supp^α for the sampled ones (the original takes the first B columns as
+    the in-batch ones, also at the tail; logq_tail: exact takes the rows' targets); every column
+    but a row's own is a negative; the step loss is the rows' sum over B, the number of slots."""
     h = _reference_hidden(model, batch.inputs, states)
     columns = torch.cat((batch.targets, samples))
     scores = h @ model.item_embedding.weight[columns].t() + model.item_bias.weight[columns, 0]
     if model.logq:
-        q = torch.cat((supports[batch.targets].double(), supports[samples].double() ** alpha))
+        in_batch = model.n_slots if model.logq_tail_as_original else len(batch.targets)
+        q = torch.cat((supports[columns[:in_batch]].double(), supports[columns[in_batch:]].double() ** alpha))
         scores = scores - model.logq * torch.log(q).float()
     scores = model.final_activation(scores * 1.0)
     n_rows = len(batch.targets)
@@ -90,6 +92,7 @@ LOSS_SETTINGS = [
     {"loss": "bpr-max"},
     {"loss": "cross-entropy"},
     {"loss": "cross-entropy", "logq": 1.0, "sample_alpha": 0.5},
+    {"loss": "cross-entropy", "logq": 1.0, "sample_alpha": 0.5, "logq_tail": "exact"},
     {"loss": "cross-entropy", "logq": 0.7, "sample_alpha": 0.0},
     {"loss": "top1-max", "final_act": "tanh"},
     {"loss": "bpr", "final_act": "leaky-0.1", "constrained_embedding": False, "embedding": 24},
@@ -252,7 +255,7 @@ def test_gradients_reach_only_the_embedding_rows_a_step_touched(in_tmp_dir):
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"loss": "hinge"}, "unknown loss"),
+        ({"loss": "hinge"}, "loss='hinge' is not valid"),
         ({"sample_alpha": 1.5}, "sample_alpha"),
         ({"n_sample": -1}, "n_sample"),
         ({"final_act": "softplus"}, "final_act"),

@@ -39,7 +39,7 @@ def test_config_files_and_command_line_layer_over_the_model_yaml(in_tmp_dir):
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stdout + result.stderr
     assert "CrossEntropyLoss" in log and "GRULayer" in log
-    assert "Embedding(1683, 9)" in log  # b.yaml wins over a.yaml: 8 output dimensions and the bias
+    assert "Embedding(1683, 8)" in log  # b.yaml wins over a.yaml
     assert "n_sample = 4" in log
 
 
@@ -47,12 +47,12 @@ def test_config_files_and_command_line_layer_over_the_model_yaml(in_tmp_dir):
     "args, message",
     [
         (["--model=GRU4RecPlusPlus"], "unknown model 'GRU4RecPlusPlus': plugin models are GRU4RecPlus"),
-        (["--loss=hinge"], "unknown loss 'hinge'"),
+        (["--loss=hinge"], "loss='hinge' is not valid: expected one of top1, bpr"),
         (["--sample_alpha=2"], "sample_alpha"),
         (["--n_sample=-5"], "n_sample"),
         (["--dataset=no-such-data"], "dataset 'no-such-data' not found"),
         (["--config_files=missing.yaml"], "config file 'missing.yaml' does not exist"),
-        (["--threads=0"], "threads must be a positive integer"),
+        (["--threads=0"], "threads=0 is not valid: expected an integer >= 1"),
     ],
 )
 def test_bad_input_gives_one_clear_line_and_a_nonzero_exit(in_tmp_dir, args, message):

@@ -14,7 +14,8 @@ from recbole.utils import InputType
 from torch import nn
 
 from ..errors import PluginError
-from ..loss import build_loss
+from .. import options
+from ..loss import LOSS_NAMES, build_loss
 from ..sampler import PopularitySampler
 from .layers import (
     GRULayer,
@@ -24,18 +25,14 @@ from .layers import (
     parse_final_activation,
 )
 
-def _require(condition, message):
-    if not condition:
-        raise PluginError(message)
-
-
-def _layer_sizes(value):
-    sizes = [value] if isinstance(value, int) else list(value) if isinstance(value, (list, tuple)) else None
-    _require(
-        sizes and all(isinstance(size, int) and size > 0 for size in sizes),
-        f"layers must be a list of positive GRU sizes such as [100], got {value!r}",
-    )
-    return sizes
+def _final_activation(value):
+    if value is None:
+        return True
+    try:
+        parse_final_activation(value)
+    except PluginError:
+        return False
+    return True
 
 
 class GRU4RecPlus(SequentialRecommender):
@@ -44,34 +41,50 @@ class GRU4RecPlus(SequentialRecommender):
     input_type = InputType.POINTWISE
     session_parallel = True  # trained by SessionParallelTrainer on SessionParallelDataset
 
+    OPTIONS = {  # checked with every run's options before any work (recbole_gru4rec_plus.options)
+        "loss": options.choice(*LOSS_NAMES),
+        "bpreg": options.number(low=0),
+        "logq": options.number(low=0),
+        "logq_tail": options.choice("original", "exact"),
+        "final_act": options.Check(_final_activation, "linear, relu, tanh, leaky-<slope>, elu-<alpha> or ~", "elu-0.5"),
+        "layers": options.positive_ints(),
+        "embedding": options.integer(low=0, example=0),
+        "constrained_embedding": options.boolean(),
+        "dropout_p_embed": options.number(low=0, high=1, high_open=True, example=0.2),
+        "dropout_p_hidden": options.number(low=0, high=1, high_open=True, example=0.2),
+        "n_sample": options.integer(low=0, example=2048),
+        "sample_alpha": options.number(low=0, high=1, example=0.5),
+        "sample_cache_size": options.integer(low=1, example=1024),
+        "momentum": options.number(low=0, high=1, high_open=True, example=0.1),
+        "dwell_threshold": options.number(low=0, low_open=True, optional=True, example=60),
+        "dwell_max_copies": options.integer(low=1, example=10),
+    }
+
+    @staticmethod
+    def check_options(config):
+        """Rules between keys (each key's own type and range are in OPTIONS)."""
+        rules = [
+            (not (config["constrained_embedding"] and config["embedding"]),
+             "constrained_embedding shares the output embedding as input embedding: set embedding: 0 with it"),
+            (config["n_sample"] or config["train_batch_size"] >= 2,
+             "n_sample: 0 leaves the other slots' targets as the only negatives: set train_batch_size >= 2"),
+            (not config["logq"] or str(config["loss"]).strip().lower() == "cross-entropy",
+             "logq (log-Q correction) applies to loss: cross-entropy only; set logq: 0 for other losses"),
+        ]
+        for holds, message in rules:
+            if not holds:
+                raise PluginError(message)
+
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        self.layer_sizes = _layer_sizes(config["layers"])
+        self.layer_sizes = [config["layers"]] if isinstance(config["layers"], int) else list(config["layers"])
         hidden_size = self.layer_sizes[-1]
         self.embedding_size = config["embedding"]
         self.constrained_embedding = bool(config["constrained_embedding"])
-        _require(
-            isinstance(self.embedding_size, int) and self.embedding_size >= 0,
-            f"embedding must be 0 (none or shared) or a positive size, got {self.embedding_size!r}",
-        )
-        _require(
-            not (self.constrained_embedding and self.embedding_size),
-            "constrained_embedding shares the output embedding as input embedding: set embedding: 0 with it",
-        )
-        for key in ("dropout_p_embed", "dropout_p_hidden"):
-            _require(0 <= config[key] < 1, f"{key} must be in [0, 1), got {config[key]}")
         self.n_slots = config["train_batch_size"]  # B: a step's loss is its rows' sum over B (REFERENCE §1)
-        _require(
-            config["n_sample"] or self.n_slots >= 2,
-            "n_sample: 0 leaves the other slots' targets as the only negatives: set train_batch_size >= 2",
-        )
         loss_name = str(config["loss"]).strip().lower()
         self.logq = float(config["logq"] or 0.0)
-        _require(self.logq >= 0, f"logq must be >= 0, got {self.logq}")
-        _require(
-            self.logq == 0 or loss_name == "cross-entropy",
-            "logq (log-Q correction) applies to loss: cross-entropy only; set logq: 0 for other losses",
-        )
+        self.logq_tail_as_original = config["logq_tail"] == "original"
         self.loss_fct = build_loss(config["loss"], bpreg=config["bpreg"])
         # unset final_act: the original's choice, linear scores for cross-entropy (its ELU belongs to BPR-max)
         self.final_act = config["final_act"] or ("linear" if loss_name == "cross-entropy" else "elu-0.5")
@@ -168,15 +181,18 @@ class GRU4RecPlus(SequentialRecommender):
 
         ``columns``: the distinct item (index into ``items``) of each in-batch column (the rows'
         targets), then of each sample. Every column but the row's own target is a negative of the
-        row (REFERENCE §2); with log-Q, a sampled occurrence counts supp^(logq·(1-α)) times.
+        row (REFERENCE §2); with log-Q, a sampled occurrence counts supp^(logq·(1-α)) times. At the
+        epoch's tail, ``logq_tail: original`` does what the original does there: it corrects the
+        first B columns as in-batch ones, the rows' targets and the first B - rows samples.
         """
-        own, sampled = columns[:n_rows], columns[n_rows:]
         dtype = self.item_embedding.weight.dtype
         if self.sample_weight is None:
             counts = torch.bincount(columns, minlength=len(items)).to(dtype)
         else:
-            counts = torch.bincount(own, minlength=len(items)).to(dtype)
-            counts += torch.bincount(sampled, minlength=len(items)) * self.sample_weight[items]
+            in_batch = self.n_slots if self.logq_tail_as_original else n_rows
+            counts = torch.bincount(columns[:in_batch], minlength=len(items)).to(dtype)
+            counts += torch.bincount(columns[in_batch:], minlength=len(items)) * self.sample_weight[items]
+        own = columns[:n_rows]
         weights = counts.expand(n_rows, len(items)).clone()
         rows = torch.arange(n_rows, device=own.device)
         weights.index_put_((rows, own), weights.new_full((), -1.0), accumulate=True)
@@ -211,7 +227,7 @@ class GRU4RecPlus(SequentialRecommender):
 
         scores = torch.addmm(bias, new_states[-1], rows.t())  # h · W[i] + b[i] for each distinct item i
         if self.logq:
-            scores = scores - self.log_q_correction[items]
+            scores.sub_(self.log_q_correction[items])  # in place: the product's backward does not need it
         scores = self.final_activation(scores)
         own, weights = self._negative_weights(slots[:n_scored], n_rows, items)
         loss = self.loss_fct(own, scores, weights)

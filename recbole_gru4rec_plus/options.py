@@ -1,0 +1,231 @@
+"""Every option of a run checked in one place, before any work: type, range, and unknown keys.
+
+A model declares its own keys as ``OPTIONS`` (key -> check) and may add ``check_options(config)``
+for rules between keys; RecBole's keys that a run depends on and the plugin-wide keys are
+declared here. A failing check raises ``PluginError`` with the key, the value and the fix. Keys
+nobody knows are errors naming the closest known key; keys that only other models read are
+warnings (``unused_option_warnings``).
+"""
+
+import difflib
+import glob
+import math
+import os
+import tempfile
+
+import yaml
+
+from .errors import PluginError
+from .resources import PROPERTIES_DIR
+
+
+class Check:
+    """A predicate on an option's value, with the phrase that says what a valid value is."""
+
+    def __init__(self, accepts, expected, example):
+        self.accepts, self.expected, self.example = accepts, expected, example
+
+    def __call__(self, key, value):
+        if not self.accepts(value):
+            raise PluginError(f"{key}={value!r} is not valid: expected {self.expected} (e.g. {key}: {self.example})")
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)) and math.isfinite(value)
+
+
+def integer(low=None, optional=False, example=None):
+    """An int >= ``low``; None too if ``optional``."""
+    expected = "an integer" + (f" >= {low}" if low is not None else "") + (" or ~ (none)" if optional else "")
+    return Check(lambda v: (optional and v is None) or (_is_int(v) and (low is None or v >= low)), expected,
+                 example if example is not None else max(low or 0, 1))
+
+
+def number(low=None, high=None, low_open=False, high_open=False, optional=False, example=None):
+    """A finite number within [low, high] (open at either end if asked); None too if ``optional``."""
+    bounds = []
+    if low is not None:
+        bounds.append(f"{'>' if low_open else '>='} {low}")
+    if high is not None:
+        bounds.append(f"{'<' if high_open else '<='} {high}")
+
+    def accepts(value):
+        if optional and value is None:
+            return True
+        if not _is_number(value):
+            return False
+        above = low is None or (value > low if low_open else value >= low)
+        below = high is None or (value < high if high_open else value <= high)
+        return above and below
+
+    expected = "a number" + (" " + " and ".join(bounds) if bounds else "") + (" or ~ (none)" if optional else "")
+    return Check(accepts, expected, example if example is not None else (low if low is not None and not low_open else 1))
+
+
+def boolean():
+    return Check(lambda v: isinstance(v, bool), "True or False", "True")
+
+
+def choice(*values, optional=False):
+    names = {str(v).lower() for v in values}
+    accepts = lambda v: (optional and v is None) or (isinstance(v, str) and v.strip().lower() in names)
+    return Check(accepts, "one of " + ", ".join(map(str, values)) + (" or ~" if optional else ""), values[0])
+
+
+def text(optional=False):
+    return Check(lambda v: (optional and v is None) or (isinstance(v, str) and v.strip() != ""),
+                 "a name" + (" or ~ (none)" if optional else ""), "session_id")
+
+
+def positive_ints():
+    """A positive int or a non-empty list of them (layer sizes, cutoffs)."""
+    accepts = lambda v: (_is_int(v) and v >= 1) or (isinstance(v, (list, tuple)) and v and all(_is_int(x) and x >= 1 for x in v))
+    return Check(accepts, "a positive integer or a list of them", "[100]")
+
+
+# RecBole's keys that a run of any model depends on (RecBole itself checks none of them)
+RECBOLE_OPTIONS = {
+    "epochs": integer(low=1, example=10),
+    "train_batch_size": integer(low=1, example=64),
+    "eval_batch_size": integer(low=1, example=4096),
+    "learning_rate": number(low=0, low_open=True, example=0.001),
+    "weight_decay": number(low=0),
+    "seed": integer(example=2020),
+    "stopping_step": integer(low=1, example=10),
+    "eval_step": integer(low=1),
+    "MAX_ITEM_LIST_LENGTH": integer(low=1, example=50),
+    "topk": positive_ints(),
+    "reproducibility": boolean(),
+    "show_progress": boolean(),
+    "use_gpu": boolean(),
+    "shuffle": boolean(),
+    "valid_metric_bigger": boolean(),
+    "state": choice("INFO", "DEBUG", "WARNING", "ERROR", "CRITICAL"),
+    "data_path": text(),
+    "checkpoint_dir": text(),
+}
+
+# the plugin's own keys for every model (properties/overall.yaml)
+PLUGIN_OPTIONS = {
+    "threads": integer(low=1, optional=True),
+    "session_gap": number(low=0, low_open=True, optional=True, example=1800),
+    "SESSION_ID_FIELD": text(optional=True),
+    "drop_duplicate_rows": boolean(),
+}
+
+# RecBole reads these without declaring them in its argument lists or YAML defaults
+_RECBOLE_UNDECLARED = {
+    "model", "dataset", "config_files", "encoding", "valid_neg_sample_args", "test_neg_sample_args", "nproc",
+    "world_size", "ip", "port", "offset", "local_rank", "single_spec", "device", "eval_type", "MODEL_TYPE",
+    "MODEL_INPUT_TYPE", "train_stage", "pretrain_epochs", "save_step",
+}
+
+
+def _yaml_keys(path):
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    return set(data) if isinstance(data, dict) else set()
+
+
+def _recbole_properties():
+    import recbole
+
+    return os.path.join(os.path.dirname(recbole.__file__), "properties")
+
+
+def _model_option_files():
+    """Model name -> its YAML of defaults, RecBole's and the plugin's."""
+    files = {}
+    for folder in (os.path.join(_recbole_properties(), "model"), os.path.join(PROPERTIES_DIR, "model")):
+        for path in glob.glob(os.path.join(folder, "*.yaml")):
+            files[os.path.splitext(os.path.basename(path))[0]] = path
+    return files
+
+
+def known_keys(model_name, model_class=None):
+    """(keys every run knows, keys of this model, keys of the other models -> their names)."""
+    from recbole.utils import argument_list
+
+    general = set(_RECBOLE_UNDECLARED) | set(RECBOLE_OPTIONS) | set(PLUGIN_OPTIONS)
+    for name in ("general_arguments", "training_arguments", "evaluation_arguments", "dataset_arguments"):
+        general |= set(getattr(argument_list, name))
+    for pattern in ("overall.yaml", "dataset/*.yaml", "quick_start_config/*.yaml"):
+        for path in glob.glob(os.path.join(_recbole_properties(), pattern)):
+            general |= _yaml_keys(path)
+    for pattern in ("overall.yaml", "dataset/*.yaml"):
+        for path in glob.glob(os.path.join(PROPERTIES_DIR, pattern)):
+            general |= _yaml_keys(path)
+    own, others = set(getattr(model_class, "OPTIONS", {})), {}
+    for name, path in _model_option_files().items():
+        keys = _yaml_keys(path)
+        if name == model_name:
+            own |= keys
+        else:
+            for key in keys:
+                others.setdefault(key, []).append(name)
+    return general, own, others
+
+
+def check_keys(user_keys, model_name, model_class=None):
+    """Raise for a key no one knows (naming the closest known one); return the keys that only
+    other models read, each with those models' names, for a warning."""
+    general, own, others = known_keys(model_name, model_class)
+    foreign = {}
+    for key in user_keys:
+        if key in general or key in own:
+            continue
+        if key in others:
+            foreign[key] = sorted(others[key])
+            continue
+        close = difflib.get_close_matches(key, sorted(general | own | set(others)), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else "check its spelling against the README"
+        raise PluginError(f"unknown option '{key}': no RecBole, plugin or {model_name} key has that name; {hint}")
+    return foreign
+
+
+def check_values(config, model_class):
+    """Type and range of RecBole's, the plugin's and the model's keys, then the model's own rules."""
+    declared = {**RECBOLE_OPTIONS, **PLUGIN_OPTIONS, **getattr(model_class, "OPTIONS", {})}
+    for key, check in declared.items():
+        if key in config.final_config_dict:
+            check(key, config[key])
+    rules = getattr(model_class, "check_options", None)
+    if rules is not None:
+        rules(config)
+
+
+def check_writable(folder, key):
+    """``folder`` exists or can be made, and a file can be written in it."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise PluginError(f"{key} '{folder}' cannot be written ({error.strerror or error}): choose a folder you can "
+                          f"write to (--{key}=...)") from None
+
+
+def check_yaml_file(path):
+    """A config file that exists, is a file, parses, and holds a mapping of keys."""
+    if os.path.isdir(path):
+        raise PluginError(f"config file '{path}' is a folder: give a YAML file to --config_files")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.load(f, Loader=yaml.FullLoader)
+    except (OSError, UnicodeDecodeError) as error:
+        raise PluginError(f"config file '{path}' cannot be read ({error}): check the file") from None
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise PluginError(f"config file '{path}' is not valid YAML{line}: {getattr(error, 'problem', error)}; "
+                          f"fix the file") from None
+    if data is None:
+        raise PluginError(f"config file '{path}' is empty: put 'key: value' lines in it or leave it out")
+    if not isinstance(data, dict):
+        raise PluginError(f"config file '{path}' holds a {type(data).__name__}, not 'key: value' lines: "
+                          f"write one option per line")
+    return data
