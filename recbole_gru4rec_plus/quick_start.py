@@ -6,22 +6,25 @@ checkpoints load on current PyTorch. RecBole's ``recbole.quick_start`` is not im
 imports ray at module level.
 """
 
+import importlib
 import os
 import sys
 import warnings
 from logging import getLogger
 
 import torch
-from recbole.data import create_dataset as recbole_create_dataset
 from recbole.data import data_preparation as recbole_data_preparation
 from recbole.data.utils import create_samplers, get_dataloader
-from recbole.utils import init_logger, init_seed, set_color
+from recbole.utils import ModelType, init_seed, set_color
 
-from .config import PluginConfig
+from .config import PluginConfig, read_value
 from .data.dataset import SessionParallelDataset
 from .data.movielens import prepare_movielens
 from .data.session_parallel import SessionParallelDataLoader
-from .errors import PluginError
+from .data.checks import DuplicateRowsMixin, check_atomic_files, check_prepared_data
+from .errors import PluginError, RunInterrupted
+from .options import check_values, check_writable
+from .runs import RunLog, new_run_id
 from .trainer import get_trainer_class, is_session_parallel, load_checkpoint
 
 # RecBole's Dataset._fill_nan uses chained fillna(inplace=True): it works under pandas < 3 (pinned)
@@ -29,31 +32,35 @@ from .trainer import get_trainer_class, is_session_parallel, load_checkpoint
 warnings.filterwarnings("ignore", category=FutureWarning, module="recbole.data.dataset.dataset")
 
 
-def check_dataset_files(config):
-    """Fail early, with what to do, when the dataset's atomic files are not where RecBole looks."""
-    data_path = config["data_path"]
-    suffixes = config["benchmark_filename"] or [None]
-    expected = [os.path.join(data_path, ".".join(filter(None, (config["dataset"], s, "inter")))) for s in suffixes]
-    missing = [path for path in expected if not os.path.isfile(path)]
-    if missing:
-        raise PluginError(
-            f"dataset '{config['dataset']}' not found: expected {', '.join(missing)}; put RecBole atomic files "
-            f"there, or point --data_path at the folder that holds the '{config['dataset']}' folder"
-        )
+def dataset_class(config):
+    """The dataset class for a model: the plugin's for its models, RecBole's choice otherwise
+    (recbole.data.utils.create_dataset), each counting (and on request dropping) duplicate rows."""
+    if is_session_parallel(config.model_class):
+        base = SessionParallelDataset
+    else:
+        module = importlib.import_module("recbole.data.dataset")
+        by_type = {ModelType.SEQUENTIAL: "SequentialDataset", ModelType.KNOWLEDGE: "KnowledgeBasedDataset"}
+        base = getattr(module, config["model"] + "Dataset", None) or getattr(module, by_type.get(config["MODEL_TYPE"], "Dataset"))
+    return type(base.__name__, (DuplicateRowsMixin, base), {})
 
 
 def create_dataset(config):
     if not config["benchmark_filename"]:  # MovieLens releases are converted once from the raw files in data_path
         prepare_movielens(os.path.dirname(os.path.normpath(config["data_path"])), config["dataset"])
-    check_dataset_files(config)
-    if is_session_parallel(config.model_class):
-        return SessionParallelDataset(config)
-    return recbole_create_dataset(config)
+    check_atomic_files(config)
+    try:
+        return dataset_class(config)(config)
+    except ValueError as error:
+        if "Some feat is empty" not in str(error):  # RecBole's way of saying that filtering left nothing
+            raise
+        filters = {key: config[key] for key in ("user_inter_num_interval", "item_inter_num_interval", "val_interval")}
+        raise PluginError(f"dataset '{config['dataset']}' has no interactions left after filtering "
+                          f"({', '.join(f'{k}={v}' for k, v in filters.items())}): loosen these filters") from None
 
 
 def data_preparation(config, dataset):
     """Train/valid/test loaders: session-parallel steps for plugin models, RecBole's loaders otherwise."""
-    if not isinstance(dataset, SessionParallelDataset):
+    if not isinstance(dataset, SessionParallelDataset):  # RecBole's own loaders
         return recbole_data_preparation(config, dataset)
     built = dataset.build()
     train, valid, test = built
@@ -77,30 +84,81 @@ def set_threads(config):
         torch.set_num_threads(config["threads"])
 
 
-def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True):
+def resumed_config(path, config_dict=None):
+    """The config of the run that wrote the last checkpoint ``path``; only ``epochs`` may change."""
+    if not os.path.isfile(path):
+        raise PluginError(f"checkpoint '{path}' does not exist: give the -last.pth file a run printed")
+    try:
+        checkpoint = load_checkpoint(path)
+    except Exception as error:  # a truncated or foreign file: say so in one line
+        raise PluginError(f"checkpoint '{path}' cannot be read ({type(error).__name__}): give a -last.pth file "
+                          f"written by run/run.py") from None
+    config = checkpoint.get("config") if isinstance(checkpoint, dict) else None
+    if config is None or "random_states" not in checkpoint or "run_id" not in config.final_config_dict:
+        raise PluginError(f"'{path}' is not a last checkpoint of a plugin run: resume from the -last.pth file "
+                          f"that the run printed")
+    changes = {key: read_value(value) if isinstance(value, str) else value for key, value in (config_dict or {}).items()}
+    others = sorted(set(changes) - {"epochs", "threads", "show_progress"})
+    if others:
+        raise PluginError(f"--resume continues a run as it was configured; only --epochs can change, not {', '.join(others)}")
+    for key, value in changes.items():
+        config[key] = value
+    check_values(config, config.model_class)
+    config.compatibility_settings()  # RecBole's numpy aliases, set when a Config is built, not when one is unpickled
+    return config
+
+
+def check_run_paths(config, saved):
+    """Every folder the run writes to can be written, before any work."""
+    check_writable("log", "log folder (in the working directory)")
+    check_writable("log_tensorboard", "TensorBoard folder (in the working directory)")
+    if saved:
+        check_writable(config["checkpoint_dir"], "checkpoint_dir")
+
+
+def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, resume=None):
     """Train ``model`` on ``dataset`` with early stopping, then evaluate on valid and test.
 
-    Returns RecBole's result dict: best_valid_score, valid_score_bigger, best_valid_result, test_result.
+    ``resume``: the last checkpoint of an earlier run to continue (its own config; ``config_dict``
+    may only raise ``epochs``). Returns RecBole's result dict (best_valid_score,
+    valid_score_bigger, best_valid_result, test_result) with the run's id and checkpoint files.
+    A KeyboardInterrupt during training comes out as ``RunInterrupted`` naming the last checkpoint.
     """
-    config = PluginConfig(model, dataset, config_file_list, config_dict)
+    if resume:
+        config = resumed_config(resume, config_dict)
+    else:
+        config = PluginConfig(model, dataset, config_file_list, config_dict)
+        config["run_id"] = new_run_id()
+    check_run_paths(config, saved)
     set_threads(config)
     init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
+    log = RunLog(config)
     logger = getLogger()
-    logger.info(sys.argv)
-    logger.info(config)
+    for key, models in getattr(config, "unused_options", {}).items():
+        shown = ", ".join(models[:4]) + (f" and {len(models) - 4} other models" if len(models) > 4 else "")
+        logger.warning(f"option {key} is read by {shown}, not by {config['model']}: it has no effect here")
 
     dataset = create_dataset(config)
-    logger.info(dataset)
     train_data, valid_data, test_data = data_preparation(config, dataset)
+    check_prepared_data(config, dataset, train_data)
+    log.open_file()  # the run has passed its checks: from here on it has its own log file
+    logger.info(sys.argv)
+    logger.info(config)
+    logger.info(dataset)
 
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = config.model_class(config, train_data.dataset).to(config["device"])
     logger.info(model)
     trainer = get_trainer_class(config.model_class)(config, model)
-    best_valid_score, best_valid_result = trainer.fit(
-        train_data, valid_data, saved=saved, show_progress=config["show_progress"]
-    )
+    if resume:
+        trainer.resume(resume, train_data)
+    try:
+        best_valid_score, best_valid_result = trainer.fit(
+            train_data, valid_data, saved=saved, show_progress=config["show_progress"]
+        )
+    except KeyboardInterrupt:
+        last = trainer.last_checkpoint_file if saved and trainer.last_saved_epoch is not None else None
+        raise RunInterrupted(last, trainer.last_saved_epoch) from None
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
@@ -109,7 +167,11 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
         "valid_score_bigger": config["valid_metric_bigger"],
         "best_valid_result": best_valid_result,
         "test_result": test_result,
+        "run_id": config["run_id"],
+        "log_file": log.path,
         "saved_model_file": trainer.saved_model_file if saved else None,
+        "last_checkpoint_file": trainer.last_checkpoint_file if saved else None,
+        "epochs": config["epochs"],
     }
 
 
@@ -120,8 +182,8 @@ def load_data_and_model(model_file):
     """
     checkpoint = load_checkpoint(model_file)
     config = checkpoint["config"]
+    config.compatibility_settings()  # RecBole's numpy aliases, set when a Config is built, not when one is unpickled
     init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
     init_seed(config["seed"], config["reproducibility"])

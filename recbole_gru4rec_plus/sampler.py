@@ -93,6 +93,15 @@ class PopularitySampler:
         kept = u.frac_() < self._keep.index_select(0, columns)  # the fraction of u * n is a fresh uniform
         torch.where(kept, self._items.index_select(0, columns), self._alias_items.index_select(0, columns), out=out)
 
+    def state_dict(self):
+        """The generator and the unused part of the cache: resuming draws exactly what an
+        uninterrupted run would have drawn."""
+        return {"generator": self.generator.get_state(), "cache": self._cache, "row": self._row}
+
+    def load_state_dict(self, state):
+        self.generator.set_state(state["generator"])
+        self._cache, self._row = state["cache"], state["row"]
+
     def sample(self) -> torch.LongTensor:
         """Return the next step's (n_sample,) int64 item ids (a row view of the cache)."""
         if self.n_sample == 0:

@@ -1,19 +1,25 @@
-"""Trainers: session-parallel training for the plugin's models, safe checkpoint loading for all.
+"""Trainers: session-parallel training for the plugin's models; one run's checkpoints for all models.
 
-RecBole 1.2.1's ``Trainer.evaluate`` and ``resume_checkpoint`` call ``torch.load`` without
-``weights_only``; since torch 2.6 that defaults to True and fails on RecBole's checkpoints,
-which pickle the ``Config`` (recbole/trainer/trainer.py, lines 323 and 583).
-``SafeCheckpointMixin`` loads checkpoints itself and is mixed into every trainer we run.
+RecBole 1.2.1's trainer names its checkpoint by model and second (two runs started together share
+it), rewrites it in place (a kill mid-write leaves a broken file), loads it with ``torch.load``
+without ``weights_only`` (which fails since torch 2.6: its checkpoints pickle the ``Config``;
+recbole/trainer/trainer.py, lines 323 and 583), and its resume continues differently from an
+uninterrupted run. ``RunCheckpointMixin``, mixed into every trainer the plugin runs, names the
+checkpoints by the run id, writes them atomically, keeps a ``last`` checkpoint after every epoch
+with everything needed to continue exactly, and loads them safely.
 """
 
 import math
+import os
 
 import torch
 from recbole.trainer import Trainer
 from recbole.utils import get_trainer, set_color
 from tqdm import tqdm
 
+from .errors import PluginError
 from .optim import IndexedAdagradM
+from .runs import atomic_torch_save, random_states, run_name, set_random_states
 
 
 def load_checkpoint(path, device="cpu"):
@@ -21,8 +27,81 @@ def load_checkpoint(path, device="cpu"):
     return torch.load(path, map_location=device, weights_only=False)
 
 
-class SafeCheckpointMixin:
-    """Loads checkpoints with ``weights_only=False`` instead of RecBole's failing ``torch.load``."""
+class RunCheckpointMixin:
+    """The best checkpoint (for the final test) and the ``last`` one (to resume), of this run only.
+
+    ``last`` is written when an epoch and its validation are done, i.e. when the next epoch
+    starts and when training ends: model, optimizer, the model's own state (its sampler), the
+    training loader's state, every random generator, the epoch and early stopping's state.
+    """
+
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        stem = os.path.join(self.checkpoint_dir, run_name(config))
+        self.saved_model_file = stem + ".pth"
+        self.last_checkpoint_file = stem + "-last.pth"
+        self.last_saved_epoch = None  # the epoch the last checkpoint holds
+        self._train_data = self._trained_epoch = None
+        self._keep_checkpoints = True
+
+    def _checkpoint(self, epoch):
+        return {
+            "config": self.config, "epoch": epoch, "cur_step": self.cur_step,
+            "best_valid_score": self.best_valid_score, "state_dict": self.model.state_dict(),
+            "other_parameter": self.model.other_parameter(), "optimizer": self.optimizer.state_dict(),
+        }
+
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        path = kwargs.pop("saved_model_file", self.saved_model_file)
+        atomic_torch_save(self._checkpoint(epoch), path)
+        if verbose:
+            self.logger.info(set_color("Saving current", "blue") + f": {path}")
+
+    def save_last_checkpoint(self, epoch):
+        state = self._checkpoint(epoch)
+        loader_state = getattr(self._train_data, "state_dict", None)
+        state.update(best_valid_result=self.best_valid_result, best_model_file=self.saved_model_file,
+                     random_states=random_states(), train_data=loader_state() if loader_state else None)
+        atomic_torch_save(state, self.last_checkpoint_file)
+        self.last_saved_epoch = epoch
+
+    def resume(self, path, train_data):
+        """Continue the run that wrote the last checkpoint ``path``, exactly where it stopped."""
+        checkpoint = load_checkpoint(path, self.device)
+        self.model.load_state_dict(checkpoint["state_dict"])
+        self.model.load_other_parameter(checkpoint.get("other_parameter"))
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.start_epoch = checkpoint["epoch"] + 1
+        self.cur_step, self.best_valid_score = checkpoint["cur_step"], checkpoint["best_valid_score"]
+        self.best_valid_result = checkpoint.get("best_valid_result")
+        self.saved_model_file = checkpoint.get("best_model_file", self.saved_model_file)
+        self.last_checkpoint_file = path
+        self.last_saved_epoch = checkpoint["epoch"]
+        if checkpoint.get("train_data") is not None and train_data is not None:
+            train_data.load_state_dict(checkpoint["train_data"])
+        if "random_states" in checkpoint:
+            set_random_states(checkpoint["random_states"])
+        self.logger.info(f"Resuming from {path}: epoch {self.start_epoch} of {self.epochs}")
+
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        self._train_data, self._keep_checkpoints = train_data, saved
+        if self.start_epoch >= self.epochs:  # a resumed run with no epoch left: nothing to train
+            return self.best_valid_score, self.best_valid_result
+        result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        if saved and self._trained_epoch is not None and self._trained_epoch != self.last_saved_epoch:
+            self.save_last_checkpoint(self._trained_epoch)
+        return result
+
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        if self._keep_checkpoints and self._trained_epoch is not None:  # the previous epoch is done
+            self.save_last_checkpoint(self._trained_epoch)
+        loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        self._trained_epoch = epoch_idx
+        return loss
+
+    def resume_checkpoint(self, resume_file):
+        """RecBole's API, made safe: continue from a last checkpoint (the loader state is not restored)."""
+        self.resume(str(resume_file), None)
 
     def _load_model_checkpoint(self, path):
         checkpoint = load_checkpoint(path, self.device)
@@ -37,17 +116,8 @@ class SafeCheckpointMixin:
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
         return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
 
-    def resume_checkpoint(self, resume_file):
-        self.saved_model_file = str(resume_file)
-        checkpoint = self._load_model_checkpoint(self.saved_model_file)
-        self.start_epoch = checkpoint["epoch"] + 1
-        self.cur_step = checkpoint["cur_step"]
-        self.best_valid_score = checkpoint["best_valid_score"]
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
 
-
-class SessionParallelTrainer(SafeCheckpointMixin, Trainer):
+class _SessionParallelEpochs(Trainer):
     """RecBole's trainer (early stopping, evaluation, checkpoints, logging) with GRU4Rec's epoch.
 
     An epoch walks the session-parallel steps of ``SessionParallelDataLoader`` with hidden
@@ -76,8 +146,13 @@ class SessionParallelTrainer(SafeCheckpointMixin, Trainer):
             total += loss.item()
             n_steps += 1
             if math.isnan(total):
-                raise ValueError("Training loss is nan: lower learning_rate or check the data")
+                raise PluginError(f"the training loss became NaN in epoch {epoch_idx}: lower learning_rate "
+                                  f"(now {self.learning_rate}) or check the data")
         return total / max(n_steps, 1)
+
+
+class SessionParallelTrainer(RunCheckpointMixin, _SessionParallelEpochs):
+    """The trainer of the plugin's session-parallel models, with this run's checkpoints."""
 
 
 def is_session_parallel(model_class):
@@ -90,4 +165,4 @@ def get_trainer_class(model_class):
     if is_session_parallel(model_class):
         return SessionParallelTrainer
     recbole_trainer = get_trainer(model_class.type, model_class.__name__)
-    return type(recbole_trainer.__name__, (SafeCheckpointMixin, recbole_trainer), {})
+    return type(recbole_trainer.__name__, (RunCheckpointMixin, recbole_trainer), {})

@@ -20,9 +20,16 @@ Formats: gru4rec = tab-separated SessionId ItemId Time (seconds) with a header;
 diginetica = DIGINETICA's ';'-separated train-item-views.csv."""
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """Command-line mistakes as one 'error:' line (argparse prints its usage first)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message}; see python run/import_sessions.py --help\n")
+
+
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0], epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineErrors(description=__doc__.strip().splitlines()[0], epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", required=True, help="the event log (or the training log with --test-input)")
     parser.add_argument("--test-input", help="an already split test log in the same format")
     parser.add_argument("--name", required=True, help="dataset name: files go to DATA_PATH/NAME/NAME.*")
@@ -86,6 +93,10 @@ def main(argv=None):
     except PluginError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: nothing was changed (an import replaces a dataset only once all its files are written)",
+              file=sys.stderr)
+        return 130
     print(f"{'split':<6} {'events':>9} {'sessions':>9} {'items':>8} {'targets':>9}")
     for name, row in split_summary(splits).items():
         print(f"{name:<6} {row['events']:>9} {row['sessions']:>9} {row['items']:>8} {row['targets']:>9}")

@@ -11,8 +11,11 @@ plugin, is evaluated on every next event of the test sessions.
 Plain numpy/pandas on purpose: an importer never touches torch.
 """
 
+import ctypes
 import os
 import re
+import secrets
+import shutil
 import tempfile
 
 import numpy as np
@@ -321,34 +324,67 @@ def _check_writable(splits, name, max_history):
                                   f"(pandas): rename such ids or drop their events")
 
 
+def _exchange_folders(first, second):
+    """Swap two folders in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where the
+    system or the file system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_current_dir, rename_exchange = -100, 2
+    return renameat2(at_current_dir, os.fsencode(first), at_current_dir, os.fsencode(second), rename_exchange) == 0
+
+
+def replace_folder(new, target):
+    """Put folder ``new`` where ``target`` is, as a whole: a kill at any moment leaves the old
+    ``target`` or the new one, never a mix of their files."""
+    if not os.path.exists(target):
+        os.rename(new, target)
+        return
+    if _exchange_folders(new, target):  # ``new`` now holds the old dataset
+        shutil.rmtree(new)
+        return
+    old = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.old-{secrets.token_hex(3)}")
+    os.rename(target, old)  # between these two renames the dataset is only in ``old``
+    os.rename(new, target)
+    shutil.rmtree(old)
+
+
 def write_benchmark_files(splits, data_path, name, max_history=50, overwrite=False, comments=()):
     """Write ``data_path/NAME/NAME.{train,valid,test}.inter`` and ``NAME.yaml``; return their paths.
 
-    Every file is written to a temporary file first and moved into place only when all are
-    written, so a failure leaves any earlier dataset as it was. Existing files are kept unless
-    ``overwrite``.
+    The files are written into a new folder beside ``NAME``, which then takes its place as a
+    whole (``replace_folder``): a failure or a kill leaves the earlier dataset as it was, never a
+    new training file beside old test files. An existing dataset is replaced only with
+    ``overwrite``, and never when its folder holds files of anything else.
     """
     _check_writable(splits, name, max_history)
     folder = os.path.join(data_path, name)
-    paths = [os.path.join(folder, f"{name}.{split}.inter") for split in SPLITS] + [os.path.join(folder, f"{name}.yaml")]
-    existing = [path for path in paths if os.path.exists(path)]
-    if existing and not overwrite:
-        raise PluginError(f"dataset files already exist in '{folder}' (e.g. {os.path.basename(existing[0])}): "
-                          f"pass --overwrite to replace them or choose another --name")
-    contents = [[HEADER, *prefix_rows(splits[split], max_history)] for split in SPLITS]
-    contents.append([dataset_yaml(data_path, name, max_history, comments)])
-    os.makedirs(folder, exist_ok=True)
-    temps = []
+    names = [f"{name}.{split}.inter" for split in SPLITS] + [f"{name}.yaml"]
+    present = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    if present and not overwrite:
+        raise PluginError(f"dataset '{name}' already exists in '{folder}': pass --overwrite to replace it or choose "
+                          f"another --name")
+    others = [entry for entry in present if entry not in names]
+    if others:
+        raise PluginError(f"'{folder}' also holds {', '.join(others[:3])}, which an import would not keep: move "
+                          f"them elsewhere or choose another --name")
     try:
-        for lines in contents:
-            handle, temp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-            temps.append(temp)
-            with os.fdopen(handle, "w", encoding="utf-8") as f:
+        os.makedirs(data_path, exist_ok=True)
+        staging = tempfile.mkdtemp(dir=data_path, prefix=f".{name}.new-")
+    except OSError as error:
+        raise PluginError(f"cannot write to --data-path '{data_path}' ({error.strerror or error}): choose a folder "
+                          f"you can write to") from None
+    try:
+        contents = [[HEADER, *prefix_rows(splits[split], max_history)] for split in SPLITS]
+        contents.append([dataset_yaml(data_path, name, max_history, comments)])
+        for file_name, lines in zip(names, contents):
+            with open(os.path.join(staging, file_name), "w", encoding="utf-8") as f:
                 f.writelines(lines)
-        for temp, path in zip(temps, paths):
-            os.replace(temp, path)
+            os.chmod(os.path.join(staging, file_name), 0o644)
+        os.chmod(staging, 0o755)
+        replace_folder(staging, folder)
     finally:
-        for temp in temps:
-            if os.path.exists(temp):
-                os.remove(temp)
-    return paths
+        if os.path.exists(staging):
+            shutil.rmtree(staging)
+    return [os.path.join(folder, file_name) for file_name in names]

@@ -130,6 +130,14 @@ class SessionParallelDataLoader:
         self._starts = torch.from_numpy(starts)
         self._schedule = None  # the next epoch's; kept across epochs when the order never changes
 
+    def state_dict(self):
+        """The session order's generator, for an exact resume."""
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state):
+        self.rng.bit_generator.state = state["rng"]
+        self._schedule = None if self.shuffle else self._schedule
+
     def _next_schedule(self):
         if self._schedule is None:
             order = self.rng.permutation(len(self.sessions.offsets) - 1) if self.shuffle else self.sessions.time_order()

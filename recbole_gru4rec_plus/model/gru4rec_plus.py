@@ -148,6 +148,14 @@ class GRU4RecPlus(SequentialRecommender):
             new_states.append(x)
         return new_states
 
+    def other_parameter(self):
+        """Saved with RecBole's checkpoints: the sampler's state, so that a resumed run is exact."""
+        return {"sampler": self.sampler.state_dict()}
+
+    def load_other_parameter(self, parameters):
+        if parameters and "sampler" in parameters:
+            self.sampler.load_state_dict(parameters["sampler"])
+
     def _zero_states(self, batch_size):
         return [self.item_embedding.weight.new_zeros(batch_size, size) for size in self.layer_sizes]
 
