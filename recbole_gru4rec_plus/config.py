@@ -64,7 +64,10 @@ class PluginConfig(Config):
         config_file_list = [resolve_config_file(path) for path in config_file_list or []]
         for path in config_file_list:
             check_yaml_file(path)
-        super().__init__(model, dataset, config_file_list, config_dict)
+        try:
+            super().__init__(model, dataset, config_file_list, config_dict)
+        except (ValueError, NotImplementedError) as error:  # RecBole's own checks (topk, metrics, eval_args)
+            raise PluginError(f"{str(error).strip().rstrip('.')}: fix that option") from None
         self.unused_options = check_keys(self.external_config_dict, self["model"], self.model_class)
         check_values(self, self.model_class)
 

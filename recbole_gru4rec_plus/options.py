@@ -187,12 +187,26 @@ def check_keys(user_keys, model_name, model_class=None):
     return foreign
 
 
+def _check_valid_metric(config):
+    """RecBole looks valid_metric up only after the first epoch (a KeyError): it must be one of
+    the metrics, at one of the topk cutoffs."""
+    metrics = config["metrics"] if isinstance(config["metrics"], (list, tuple)) else [config["metrics"]]
+    topk = config["topk"] if isinstance(config["topk"], (list, tuple)) else [config["topk"]]
+    name, _, cutoff = str(config["valid_metric"]).partition("@")
+    known = [f"{m}@{k}" for m in metrics for k in topk] if cutoff else list(metrics)
+    if name.lower() not in {str(m).lower() for m in metrics} or (cutoff and not (cutoff.isdigit() and int(cutoff) in topk)):
+        raise PluginError(f"valid_metric={config['valid_metric']!r} is not among the metrics computed (metrics "
+                          f"{list(metrics)} at topk {list(topk)}): use one of {', '.join(map(str, known[:6]))}")
+
+
 def check_values(config, model_class):
-    """Type and range of RecBole's, the plugin's and the model's keys, then the model's own rules."""
+    """Type and range of RecBole's, the plugin's and the model's keys, then the rules between keys."""
     declared = {**RECBOLE_OPTIONS, **PLUGIN_OPTIONS, **getattr(model_class, "OPTIONS", {})}
     for key, check in declared.items():
         if key in config.final_config_dict:
             check(key, config[key])
+    if config["valid_metric"] is not None:
+        _check_valid_metric(config)
     rules = getattr(model_class, "check_options", None)
     if rules is not None:
         rules(config)

@@ -25,7 +25,7 @@ from recbole.utils.logger import RemoveColorFilter, log_colors_config
 
 def new_run_id():
     """Start time to the second plus a random part: unique even for runs started together."""
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(4)
 
 
 def run_name(config):

@@ -27,6 +27,21 @@ def load_checkpoint(path, device="cpu"):
     return torch.load(path, map_location=device, weights_only=False)
 
 
+def _loader_state(loader):
+    """A training loader's own random state: ours has a state_dict, RecBole's a torch generator."""
+    if hasattr(loader, "state_dict"):
+        return loader.state_dict()
+    generator = getattr(loader, "generator", None)
+    return {"generator": generator.get_state()} if generator is not None else None
+
+
+def _load_loader_state(loader, state):
+    if hasattr(loader, "load_state_dict"):
+        loader.load_state_dict(state)
+    elif "generator" in state:
+        loader.generator.set_state(state["generator"])
+
+
 class RunCheckpointMixin:
     """The best checkpoint (for the final test) and the ``last`` one (to resume), of this run only.
 
@@ -59,9 +74,8 @@ class RunCheckpointMixin:
 
     def save_last_checkpoint(self, epoch):
         state = self._checkpoint(epoch)
-        loader_state = getattr(self._train_data, "state_dict", None)
         state.update(best_valid_result=self.best_valid_result, best_model_file=self.saved_model_file,
-                     random_states=random_states(), train_data=loader_state() if loader_state else None)
+                     random_states=random_states(), train_data=_loader_state(self._train_data))
         atomic_torch_save(state, self.last_checkpoint_file)
         self.last_saved_epoch = epoch
 
@@ -78,7 +92,7 @@ class RunCheckpointMixin:
         self.last_checkpoint_file = path
         self.last_saved_epoch = checkpoint["epoch"]
         if checkpoint.get("train_data") is not None and train_data is not None:
-            train_data.load_state_dict(checkpoint["train_data"])
+            _load_loader_state(train_data, checkpoint["train_data"])
         if "random_states" in checkpoint:
             set_random_states(checkpoint["random_states"])
         self.logger.info(f"Resuming from {path}: epoch {self.start_epoch} of {self.epochs}")

@@ -350,6 +350,19 @@ def replace_folder(new, target):
     shutil.rmtree(old)
 
 
+def _recover_interrupted_import(data_path, name):
+    """Clear what a killed import left beside ``NAME``: its half-written new folders, and, had
+    the kill fallen between the two renames of ``replace_folder``, put the old dataset back."""
+    folder = os.path.join(data_path, name)
+    leftovers = sorted(os.listdir(data_path)) if os.path.isdir(data_path) else []
+    for entry in leftovers:
+        path = os.path.join(data_path, entry)
+        if entry.startswith(f".{name}.old-") and not os.path.exists(folder):
+            os.rename(path, folder)
+        elif entry.startswith((f".{name}.new-", f".{name}.old-")):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def write_benchmark_files(splits, data_path, name, max_history=50, overwrite=False, comments=()):
     """Write ``data_path/NAME/NAME.{train,valid,test}.inter`` and ``NAME.yaml``; return their paths.
 
@@ -359,6 +372,7 @@ def write_benchmark_files(splits, data_path, name, max_history=50, overwrite=Fal
     ``overwrite``, and never when its folder holds files of anything else.
     """
     _check_writable(splits, name, max_history)
+    _recover_interrupted_import(data_path, name)
     folder = os.path.join(data_path, name)
     names = [f"{name}.{split}.inter" for split in SPLITS] + [f"{name}.yaml"]
     present = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
