@@ -172,6 +172,46 @@ class _BPRMaxFunction(torch.autograd.Function):
         return _positive_gradients(pos, grad_neg, grad_p), grad_neg, None, None, None
 
 
+class _BPRMaxFloorFunction(torch.autograd.Function):
+    """BPR-max with epsilon > 0 (the original's -log(A + epsilon)), in fewer passes than
+    _BPRMaxFunction: with the epsilon floor, -log(A + epsilon) and its gradients are finite for
+    any scores without the exact function's care for A near 0 (where they all vanish anyway).
+    With A = sum_j s_j sigma_j, Q = sum_j s_j x_j^2, sigma_j = sigma(p - x_j), s = e / z:
+        dL/dx_j = s_j (A - sigma_j^2) / (A + epsilon) + bpreg s_j (x_j^2 - Q + 2 x_j)
+        dL/dp   = -(A - sum_j s_j sigma_j^2) / (A + epsilon)
+    """
+
+    @staticmethod
+    def forward(ctx, pos, neg, weight, bpreg, epsilon):
+        p = _positive(pos, neg)
+        m, e, z = _softmax_parts(neg, weight)
+        sigma = torch.sub(p, neg).sigmoid_()
+        a = (e * sigma).sum(1, keepdim=True).div_(z)
+        rows = torch.add(a, epsilon).log_().neg_()
+        square = reg = None
+        if bpreg:
+            square = neg.square()
+            reg = (e * square).sum(1, keepdim=True).div_(z)
+            rows.add_(reg, alpha=bpreg)
+        ctx.save_for_backward(pos, neg, e, z, sigma, a, square, reg)
+        ctx.bpreg, ctx.epsilon = bpreg, epsilon
+        return rows.mean()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_loss):
+        pos, neg, e, z, sigma, a, square, reg = ctx.saved_tensors
+        g = grad_loss / len(neg)
+        floor_share = g / (a + ctx.epsilon)
+        sigma_squared = sigma.square()  # not in place: a graph may be differentiated again (retain_graph)
+        grad_p = (e * sigma_squared).sum(1, keepdim=True).div_(z).sub_(a).mul_(floor_share)
+        grad_neg = torch.sub(a, sigma_squared).mul_(e).mul_(floor_share / z)
+        if ctx.bpreg:
+            regulariser = torch.add(square, neg, alpha=2).sub_(reg).mul_(g / z)
+            grad_neg.addcmul_(e, regulariser, value=ctx.bpreg)
+        return _positive_gradients(pos, grad_neg, grad_p), grad_neg, None, None, None
+
+
 class _CrossEntropyFunction(torch.autograd.Function):
     """Mean over rows of the sampled softmax loss as the original computes it, -log(P + epsilon)
     with P = exp(p) / (exp(p) + sum_j w_j exp(x_j)) (see _floored); -log P = lse - p with
@@ -270,7 +310,8 @@ class BPRMaxLoss(_RankingLoss):
         self.epsilon = _checked_epsilon(epsilon)
 
     def batch_loss(self, pos, neg, weight):
-        return _BPRMaxFunction.apply(pos, neg, weight, self.bpreg, self.epsilon)
+        function = _BPRMaxFloorFunction if self.epsilon else _BPRMaxFunction
+        return function.apply(pos, neg, weight, self.bpreg, self.epsilon)
 
     def extra_repr(self):
         return f"bpreg={self.bpreg}, epsilon={self.epsilon}"

@@ -139,14 +139,17 @@ class GRU4RecPlus(SequentialRecommender):
         both the next layer's input and the state carried to the next step (REFERENCE §1)."""
         new_states = []
         if self.one_hot_layer is not None:  # dropout_p_embed acts on this layer's output
-            x = self.embed_dropout(self.one_hot_layer(items, states[0]))
+            x = self._dropout(self.embed_dropout, self.one_hot_layer(items, states[0]))
             new_states.append(x)
         else:
-            x = self.embed_dropout(self._input_embedding(items) if embedded is None else embedded)
+            x = self._dropout(self.embed_dropout, self._input_embedding(items) if embedded is None else embedded)
         for layer, state in zip(self.gru_layers, states[len(new_states) :]):
-            x = self.hidden_dropout(layer(x, state))
+            x = self._dropout(self.hidden_dropout, layer(x, state))
             new_states.append(x)
         return new_states
+
+    def _dropout(self, dropout, x):
+        return dropout(x) if dropout.p and self.training else x  # skips the module call in the hot loop
 
     def other_parameter(self):
         """Saved with RecBole's checkpoints: the sampler's state, so that a resumed run is exact."""
