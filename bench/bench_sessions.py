@@ -61,7 +61,7 @@ def dwell_rows(work, epochs):
             options = {**QUIET, "n_sample": 256, "epochs": epochs, "eval_step": 100, "dwell_threshold": 60 if copies else None,
                        "dwell_max_copies": copies or 10}
             test = run("GRU4RecPlus", name, [os.path.join(work, name, f"{name}.yaml")], options, saved=False)["test_result"]
-            rows.append(f"| long dwell on the {'key' if planted else 'a distractor'}, slicing "
+            rows.append(f"| long dwell on {'the key' if planted else 'a distractor'}, slicing "
                         f"{f'on, at most {copies} copies' if copies else 'off'} | R@20 {test['recall@20']} | MRR@20 {test['mrr@20']} |")
     return rows
 

@@ -27,9 +27,9 @@ from .options import check_values, check_writable
 from .runs import RunLog, new_run_id
 from .trainer import get_trainer_class, is_session_parallel, load_checkpoint
 
-# RecBole's Dataset._fill_nan uses chained fillna(inplace=True): it works under pandas < 3 (pinned)
-# but warns on every run; the warning is about RecBole's code, not the user's data.
-warnings.filterwarnings("ignore", category=FutureWarning, module="recbole.data.dataset.dataset")
+# RecBole's dataset code uses chained fillna(inplace=True) and groupby idioms that pandas 2 deprecates:
+# they work under pandas < 3 (pinned) but warn on every run, about RecBole's code, not the user's data.
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.")
 
 
 def dataset_class(config):
