@@ -115,6 +115,7 @@ PLUGIN_OPTIONS = {
     "session_gap": number(low=0, low_open=True, optional=True, example=1800),
     "SESSION_ID_FIELD": text(optional=True),
     "drop_duplicate_rows": boolean(),
+    "log_dir": text(optional=True),
 }
 
 # RecBole reads these without declaring them in its argument lists or YAML defaults

@@ -110,7 +110,7 @@ def resumed_config(path, config_dict=None):
 
 def check_run_paths(config, saved):
     """Every folder the run writes to can be written, before any work."""
-    check_writable("log", "log folder (in the working directory)")
+    check_writable(config["log_dir"] or "log", "log_dir" if config["log_dir"] else "log folder (in the working directory)")
     check_writable("log_tensorboard", "TensorBoard folder (in the working directory)")
     if saved:
         check_writable(config["checkpoint_dir"], "checkpoint_dir")
@@ -128,17 +128,26 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
         config = resumed_config(resume, config_dict)
     else:
         config = PluginConfig(model, dataset, config_file_list, config_dict)
+    return run_config(config, saved=saved, resume=resume)
+
+
+def run_config(config, saved=True, resume=None, dataset=None, per_target=None, console_log=True):
+    """``run`` for a built config. ``dataset``: a dataset already built for this config (the
+    leaderboard reuses one per worker); ``per_target``: a cutoff k, to return each test target's
+    reciprocal rank and hit at k as well (``per_target`` in the result); ``console_log``: False
+    to log to the run's file only."""
+    if "run_id" not in config.final_config_dict:
         config["run_id"] = new_run_id()
     check_run_paths(config, saved)
     set_threads(config)
     init_seed(config["seed"], config["reproducibility"])
-    log = RunLog(config)
+    log = RunLog(config, console=console_log)
     logger = getLogger()
     for key, models in getattr(config, "unused_options", {}).items():
         shown = ", ".join(models[:4]) + (f" and {len(models) - 4} other models" if len(models) > 4 else "")
         logger.warning(f"option {key} is read by {shown}, not by {config['model']}: it has no effect here")
 
-    dataset = create_dataset(config)
+    dataset = dataset if dataset is not None else create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
     check_prepared_data(config, dataset, train_data)
     log.open_file()  # the run has passed its checks: from here on it has its own log file
@@ -159,7 +168,8 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
     except KeyboardInterrupt:
         last = trainer.last_checkpoint_file if saved and trainer.last_saved_epoch is not None else None
         raise RunInterrupted(last, trainer.last_saved_epoch) from None
-    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
+    test = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"], per_target=per_target)
+    test_result, targets = test if per_target else (test, None)
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
     return {
@@ -172,6 +182,10 @@ def run(model=None, dataset=None, config_file_list=None, config_dict=None, saved
         "saved_model_file": trainer.saved_model_file if saved else None,
         "last_checkpoint_file": trainer.last_checkpoint_file if saved else None,
         "epochs": config["epochs"],
+        "best_epoch": trainer.best_epoch,
+        "epochs_trained": len(trainer.epoch_seconds),
+        "train_seconds": sum(trainer.epoch_seconds),
+        "per_target": targets,
     }
 
 

@@ -59,23 +59,24 @@ class RunLog:
     """The root logger for one run: to the console at once, to its own file only once the run has
     passed its checks (``open_file``), so that a run stopped by bad input leaves no log file."""
 
-    def __init__(self, config):
+    def __init__(self, config, console=True):
         level = getattr(logging, str(config["state"] or "INFO").upper(), logging.INFO)
         root = logging.getLogger()
         for handler in list(root.handlers):  # a previous run's handlers (RecBole's logger is global)
             root.removeHandler(handler)
             handler.close()
-        colorama.init(autoreset=True)  # as RecBole: colour codes are stripped when the console is not a terminal
-        console = logging.StreamHandler()
-        console.setLevel(level)
-        console.setFormatter(colorlog.ColoredFormatter(
-            "%(log_color)s%(asctime)-15s %(levelname)s  %(message)s", "%d %b %H:%M", log_colors=log_colors_config))
+        if console:
+            colorama.init(autoreset=True)  # as RecBole: colour codes are stripped when the console is not a terminal
+            stream = logging.StreamHandler()
+            stream.setLevel(level)
+            stream.setFormatter(colorlog.ColoredFormatter(
+                "%(log_color)s%(asctime)-15s %(levelname)s  %(message)s", "%d %b %H:%M", log_colors=log_colors_config))
+            root.addHandler(stream)
         self._buffer = MemoryHandler(capacity=1 << 30, flushLevel=logging.CRITICAL + 1)
         self._buffer.setLevel(level)
         root.setLevel(level)
-        root.addHandler(console)
         root.addHandler(self._buffer)
-        self.path = os.path.join("log", config["model"], run_name(config) + ".log")
+        self.path = os.path.join(config["log_dir"] or "log", config["model"], run_name(config) + ".log")
         self.level = level
 
     def open_file(self):

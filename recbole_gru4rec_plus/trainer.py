@@ -11,6 +11,7 @@ with everything needed to continue exactly, and loads them safely.
 
 import math
 import os
+import time
 
 import torch
 from recbole.trainer import Trainer
@@ -25,6 +26,35 @@ from .runs import atomic_torch_save, random_states, run_name, set_random_states
 def load_checkpoint(path, device="cpu"):
     """Load a RecBole checkpoint (it pickles the Config: only load files you wrote yourself)."""
     return torch.load(path, map_location=device, weights_only=False)
+
+
+class PerTargetRanks:
+    """Each evaluated target's reciprocal rank and hit at ``k``, keyed by 'user|item|occurrence'
+    tokens (the same keys for every model of a dataset). A target's rank is 1 + the items scored
+    higher + half the others scored the same (RecBole's top-k breaks ties in whatever order
+    torch.topk returns; without ties the two agree)."""
+
+    def __init__(self, dataset, k):
+        self.dataset, self.k = dataset, k
+        self.keys, self.reciprocal_ranks, self.hits, self._seen = [], [], [], {}
+
+    def add(self, scores, interaction, positive_u, positive_i):
+        target_scores = scores[positive_u, positive_i].unsqueeze(1)
+        rows = scores[positive_u]
+        ranks = 1 + (rows > target_scores).sum(1) + 0.5 * ((rows == target_scores).sum(1) - 1)
+        target_scores = target_scores.squeeze(1).to(ranks.dtype)
+        within = ranks <= self.k
+        self.reciprocal_ranks += torch.where(within, 1.0 / ranks, torch.zeros_like(target_scores)).tolist()
+        self.hits += within.int().tolist()
+        users = self.dataset.id2token(self.dataset.uid_field, interaction[self.dataset.uid_field][positive_u].cpu())
+        items = self.dataset.id2token(self.dataset.iid_field, positive_i.cpu())
+        for user, item in zip(users, items):
+            pair = f"{user}|{item}"
+            occurrence = self._seen[pair] = self._seen.get(pair, -1) + 1
+            self.keys.append(f"{pair}|{occurrence}")
+
+    def as_dict(self):
+        return {"k": self.k, "keys": self.keys, "reciprocal_rank": self.reciprocal_ranks, "hit": self.hits}
 
 
 def _loader_state(loader):
@@ -56,6 +86,8 @@ class RunCheckpointMixin:
         self.saved_model_file = stem + ".pth"
         self.last_checkpoint_file = stem + "-last.pth"
         self.last_saved_epoch = None  # the epoch the last checkpoint holds
+        self.best_epoch = None  # the epoch of the best checkpoint (chosen on validation)
+        self.epoch_seconds = []  # training time of each epoch this trainer ran
         self._train_data = self._trained_epoch = None
         self._keep_checkpoints = True
 
@@ -69,13 +101,15 @@ class RunCheckpointMixin:
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
         path = kwargs.pop("saved_model_file", self.saved_model_file)
         atomic_torch_save(self._checkpoint(epoch), path)
+        self.best_epoch = epoch
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {path}")
 
     def save_last_checkpoint(self, epoch):
         state = self._checkpoint(epoch)
         state.update(best_valid_result=self.best_valid_result, best_model_file=self.saved_model_file,
-                     random_states=random_states(), train_data=_loader_state(self._train_data))
+                     best_epoch=self.best_epoch, random_states=random_states(),
+                     train_data=_loader_state(self._train_data))
         atomic_torch_save(state, self.last_checkpoint_file)
         self.last_saved_epoch = epoch
 
@@ -90,7 +124,7 @@ class RunCheckpointMixin:
         self.best_valid_result = checkpoint.get("best_valid_result")
         self.saved_model_file = checkpoint.get("best_model_file", self.saved_model_file)
         self.last_checkpoint_file = path
-        self.last_saved_epoch = checkpoint["epoch"]
+        self.last_saved_epoch, self.best_epoch = checkpoint["epoch"], checkpoint.get("best_epoch")
         if checkpoint.get("train_data") is not None and train_data is not None:
             _load_loader_state(train_data, checkpoint["train_data"])
         if "random_states" in checkpoint:
@@ -109,7 +143,9 @@ class RunCheckpointMixin:
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         if self._keep_checkpoints and self._trained_epoch is not None:  # the previous epoch is done
             self.save_last_checkpoint(self._trained_epoch)
+        start = time.perf_counter()
         loss = super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        self.epoch_seconds.append(time.perf_counter() - start)
         self._trained_epoch = epoch_idx
         return loss
 
@@ -123,12 +159,27 @@ class RunCheckpointMixin:
         self.model.load_other_parameter(checkpoint.get("other_parameter"))
         return checkpoint
 
-    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False, per_target=None):
+        """RecBole's evaluation; with ``per_target=k`` also each target's reciprocal rank and hit at
+        k, keyed by user, item and occurrence, for paired tests: (result, per-target dict)."""
         if eval_data and load_best_model:
             checkpoint_file = model_file or self.saved_model_file
             self._load_model_checkpoint(checkpoint_file)
             self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
-        return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+        if not per_target:
+            return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+        collector, targets = self.eval_collector, PerTargetRanks(eval_data._dataset, per_target)
+
+        def collect(scores, interaction, positive_u, positive_i):  # RecBole's, plus each target's rank
+            type(collector).eval_batch_collect(collector, scores, interaction, positive_u, positive_i)
+            targets.add(scores, interaction, positive_u, positive_i)
+
+        collector.eval_batch_collect = collect
+        try:
+            result = super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+        finally:
+            del collector.eval_batch_collect
+        return result, targets.as_dict()
 
 
 class _SessionParallelEpochs(Trainer):

@@ -1,0 +1,189 @@
+"""An experiment file: datasets, models (with optional grids), seeds, settings and metrics,
+checked as a whole before any cell runs, then expanded into cells.
+
+    name: ml-100k-quick
+    datasets: {ml-100k: {}}                     # dataset name -> options (config_files too)
+    models:                                     # label -> options (config_files too); `model:` defaults to the label
+      GRU4RecPlus: {}
+      GRU4RecPlus-xe: {model: GRU4RecPlus, loss: cross-entropy}
+      GRU4RecPlus-tuned: {model: GRU4RecPlus, grid: {learning_rate: [0.05, 0.1]}}
+      SASRec: {}
+    seeds: [1, 2, 3]
+    settings: {epochs: 50, stopping_step: 5}    # every cell; a model's own keys win
+    metrics: [MRR@20, Recall@20]                # the board's columns; the first one ranks
+"""
+
+import hashlib
+import itertools
+import json
+import os
+from dataclasses import dataclass, field
+
+import yaml
+
+from ..errors import PluginError
+
+TOP_LEVEL_KEYS = ("name", "datasets", "models", "seeds", "settings", "metrics")
+# keys that do not change what a cell computes: left out of its key
+_NOT_PART_OF_A_CELL = {"run_id", "show_progress", "state", "threads", "checkpoint_dir", "log_wandb", "wandb_project",
+                       "device", "gpu_id", "use_gpu", "config_files", "log_dir"}
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML mappings with a repeated key are an error (PyYAML keeps the last one silently)."""
+
+
+def _mapping_without_duplicates(loader, node):
+    keys = [loader.construct_object(key, deep=True) for key, _ in node.value]
+    repeated = sorted({str(key) for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise PluginError(f"line {node.start_mark.line + 1}: '{repeated[0]}' is given twice in one mapping; "
+                          f"give each label or key once")
+    return loader.construct_mapping(node, deep=True)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run: a dataset, a model label (and grid point), a seed, and every option it runs with."""
+
+    dataset: str
+    label: str
+    seed: int
+    model: str
+    config_files: tuple
+    options: dict = field(hash=False)
+    grid_point: dict = field(default_factory=dict, hash=False)
+
+    @property
+    def name(self):
+        point = ",".join(f"{k}={v}" for k, v in sorted(self.grid_point.items()))
+        return f"{self.dataset} / {self.label}{f' [{point}]' if point else ''} / seed {self.seed}"
+
+
+@dataclass
+class Experiment:
+    name: str
+    datasets: dict
+    models: dict
+    seeds: list
+    settings: dict
+    metrics: list
+    path: str = ""
+
+    @property
+    def ranking_metric(self):
+        return self.metrics[0]
+
+    def cells(self):
+        """Every (dataset, label, grid point, seed), in file order."""
+        for dataset, dataset_options in self.datasets.items():
+            files = tuple(dataset_options.get("config_files", ()))
+            data_options = {k: v for k, v in dataset_options.items() if k != "config_files"}
+            for label, entry in self.models.items():
+                grid = entry.get("grid", {})
+                fixed = {k: v for k, v in entry.items() if k not in ("model", "grid", "config_files")}
+                model_files = files + tuple(entry.get("config_files", ()))
+                for values in itertools.product(*grid.values()):
+                    point = dict(zip(grid, values))
+                    for seed in self.seeds:
+                        options = {**self.settings, **data_options, **fixed, **point, "seed": seed}
+                        yield Cell(dataset, label, seed, entry.get("model", label), model_files, options, point)
+
+
+def _resolve_files(paths, base, where):
+    if isinstance(paths, str):
+        paths = [part for part in paths.split(",") if part]
+    if not isinstance(paths, (list, tuple)):
+        raise PluginError(f"{where}: config_files must be a list of YAML files")
+    resolved = []
+    for path in paths:
+        local = path if os.path.isabs(path) else os.path.join(base, path)
+        resolved.append(local if os.path.exists(local) else path)  # else the plugin's own (paper/...)
+    return resolved
+
+
+def load_experiment(path):
+    """Read and check an experiment file: one PluginError for the first problem found."""
+    if not os.path.isfile(path):
+        raise PluginError(f"experiment file '{path}' does not exist: give a YAML file such as experiments/ml-100k.yaml")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.load(f, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        raise PluginError(f"experiment file '{path}' is not valid YAML{line}: {getattr(error, 'problem', error)}") from None
+    if not isinstance(data, dict):
+        raise PluginError(f"experiment file '{path}' must be a mapping with {', '.join(TOP_LEVEL_KEYS)}")
+    unknown = sorted(set(data) - set(TOP_LEVEL_KEYS))
+    if unknown:
+        raise PluginError(f"experiment file '{path}': unknown top-level key '{unknown[0]}'; the keys are "
+                          f"{', '.join(TOP_LEVEL_KEYS)}")
+    base = os.path.dirname(os.path.abspath(path))
+    datasets = data.get("datasets") or {}
+    models = data.get("models") or {}
+    seeds = data.get("seeds")
+    if not isinstance(datasets, dict) or not datasets:
+        raise PluginError(f"experiment file '{path}': datasets is empty: name at least one dataset (e.g. ml-100k: {{}})")
+    if not isinstance(models, dict) or not models:
+        raise PluginError(f"experiment file '{path}': models is empty: name at least one model (e.g. GRU4RecPlus: {{}})")
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise PluginError(f"experiment file '{path}': seeds must be a non-empty list of integers, e.g. [1, 2, 3]")
+    if len(set(seeds)) != len(seeds):
+        raise PluginError(f"experiment file '{path}': seed {next(s for s in seeds if seeds.count(s) > 1)} is given twice")
+    settings = data.get("settings") or {}
+    if not isinstance(settings, dict):
+        raise PluginError(f"experiment file '{path}': settings must be a mapping of options")
+    checked_datasets = {}
+    for name, options in datasets.items():
+        options = dict(options or {})
+        if not isinstance(options, dict):
+            raise PluginError(f"experiment file '{path}': dataset '{name}' must map to options ({{}} for none)")
+        if "config_files" in options:
+            options["config_files"] = _resolve_files(options["config_files"], base, f"dataset '{name}'")
+        checked_datasets[str(name)] = options
+    checked_models = {}
+    for label, entry in models.items():
+        entry = dict(entry or {})
+        if not isinstance(entry, dict):
+            raise PluginError(f"experiment file '{path}': model '{label}' must map to options ({{}} for none)")
+        if "config_files" in entry:
+            entry["config_files"] = _resolve_files(entry["config_files"], base, f"model '{label}'")
+        grid = entry.get("grid", {})
+        if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+            raise PluginError(f"experiment file '{path}': model '{label}': grid must map keys to non-empty lists "
+                              f"of values, e.g. grid: {{learning_rate: [0.05, 0.1]}}")
+        checked_models[str(label)] = entry
+    metrics = data.get("metrics") or ["MRR@20", "Recall@20"]
+    if not isinstance(metrics, list) or not all(isinstance(m, str) and "@" in m for m in metrics):
+        raise PluginError(f"experiment file '{path}': metrics must list ranking metrics such as [MRR@20, Recall@20]")
+    name = str(data.get("name") or os.path.splitext(os.path.basename(path))[0])
+    return Experiment(name, checked_datasets, checked_models, seeds, settings, metrics, path)
+
+
+def metric_settings(metrics):
+    """RecBole's metrics/topk/valid_metric for the board's metrics (the first one selects the epoch)."""
+    names = list(dict.fromkeys(m.split("@")[0] for m in metrics))
+    cutoffs = sorted({int(m.split("@")[1]) for m in metrics})
+    return {"metrics": names, "topk": cutoffs, "valid_metric": metrics[0]}
+
+
+def resolved_config(cell, experiment):
+    """The cell's full PluginConfig (every default, file and option merged and checked)."""
+    from ..config import PluginConfig
+
+    options = {**metric_settings(experiment.metrics), **cell.options}
+    try:
+        return PluginConfig(cell.model, cell.dataset, list(cell.config_files), options)
+    except PluginError as error:
+        raise PluginError(f"{cell.name}: {error}") from None
+
+
+def cell_key(config):
+    """A hash of everything that determines what a cell computes."""
+    items = {k: v for k, v in config.final_config_dict.items() if k not in _NOT_PART_OF_A_CELL}
+    text = json.dumps(items, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

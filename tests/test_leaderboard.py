@@ -1,0 +1,214 @@
+"""Leaderboards: cells, resume, the board's numbers, paired tests, the picture, Ray, bad input."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from conftest import ROOT
+from recbole_gru4rec_plus.leaderboard.board import build_board
+from recbole_gru4rec_plus.leaderboard.experiment import Experiment, load_experiment
+from recbole_gru4rec_plus.leaderboard.runner import run_experiment
+from recbole_gru4rec_plus.leaderboard.stats import holm, mean_and_interval, paired_wilcoxon
+
+LEADERBOARD = os.path.join(ROOT, "run", "leaderboard.py")
+SPLIT = "{split: {LS: valid_and_test}, order: TO, mode: full, group_by: user}"
+TINY = f"""name: tiny
+datasets:
+  ml-100k: {{user_inter_num_interval: "[0,30)"}}
+models:
+  GRU4RecPlus: {{n_sample: 16}}
+  GRU4RecPlus-xe: {{model: GRU4RecPlus, loss: cross-entropy, n_sample: 16, grid: {{learning_rate: [0.05, 0.2]}}}}
+  Pop: {{}}
+seeds: [1, 2]
+settings: {{epochs: 1, threads: 1, eval_args: {SPLIT}}}
+metrics: [MRR@20, Recall@20]
+"""
+
+
+def _write(folder, text, name="tiny.yaml"):
+    path = folder / name
+    path.write_text(text)
+    return str(path)
+
+
+def _quiet(line):
+    pass
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("board")
+    os.chdir(folder)
+    path = _write(folder, TINY)
+    experiment, board, counts = run_experiment(path, str(folder / "out"), report=_quiet)
+    records = [json.load(open(folder / "out" / "cells" / name)) for name in sorted(os.listdir(folder / "out" / "cells"))]
+    return folder, path, experiment, board, counts, records
+
+
+def test_every_cell_is_one_file_keyed_by_its_config(tiny_run):
+    folder, _, _, _, counts, records = tiny_run
+    assert counts == {"cells": 8, "ran": 8, "failed": 0}  # 2 + 2x2 grid + 2 seeds
+    assert len({r["key"] for r in records}) == 8 and all(r["status"] == "done" for r in records)
+    for record in records:
+        assert {"valid", "test", "best_epoch", "train_seconds", "seconds_per_epoch", "peak_rss_mib", "per_target"} <= set(record)
+        assert len(record["per_target"]["keys"]) == len(record["per_target"]["reciprocal_rank"]) > 0
+        assert os.path.isfile(record["log_file"]) and record["run_id"] in record["log_file"]  # its own log
+
+
+def test_board_rows_are_means_and_student_t_intervals_of_the_cell_files(tiny_run):
+    _, _, experiment, board, _, records = tiny_run
+    for row in board["ml-100k"]:
+        chosen = [r for r in records if r["label"] == row["label"]]
+        if row["label"] == "GRU4RecPlus-xe":
+            chosen = [r for r in chosen if r["grid_point"] == row["records"][0]["grid_point"]]
+        for metric in experiment.metrics:
+            values = [r["test"][metric.lower()] for r in chosen]
+            mean = sum(values) / len(values)
+            half = scipy_stats.t.ppf(0.975, 1) * np.std(values, ddof=1) / math.sqrt(2)  # by hand, 2 seeds
+            assert row[metric][0] == pytest.approx(mean) and row[metric][1] == pytest.approx(half)
+        assert row["train_seconds"] == pytest.approx(np.mean([r["train_seconds"] for r in chosen]))
+
+
+def test_a_grid_is_decided_on_validation_only(tiny_run):
+    _, _, experiment, board, _, records = tiny_run
+    row = next(r for r in board["ml-100k"] if r["label"] == "GRU4RecPlus-xe")
+    by_rate = {}
+    for record in records:
+        if record["label"] == "GRU4RecPlus-xe":
+            by_rate.setdefault(record["grid_point"]["learning_rate"], []).append(record["valid"]["mrr@20"])
+    best_rate = max(by_rate, key=lambda rate: np.mean(by_rate[rate]))
+    assert row["setting"] == f"learning_rate={best_rate}"
+
+
+def test_the_board_files_and_the_picture_are_written(tiny_run):
+    folder = tiny_run[0]
+    markdown = (folder / "out" / "leaderboard.md").read_text()
+    assert "| 1 |" in markdown and "best" in markdown and "Pop" in markdown
+    lines = (folder / "out" / "leaderboard.csv").read_text().strip().splitlines()
+    assert lines[0].startswith("dataset,rank,label") and len(lines) == 4
+    png = folder / "out" / "leaderboard.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_a_second_run_runs_nothing_and_a_changed_option_is_a_new_cell(tiny_run):
+    folder, path, *_ = tiny_run
+    _, _, counts = run_experiment(path, str(folder / "out"), report=_quiet)
+    assert counts["ran"] == 0
+    changed = _write(folder, TINY.replace("Pop: {}", "Pop: {}\n  GRU4RecPlus-b8: {model: GRU4RecPlus, n_sample: 16, "
+                                                     "train_batch_size: 8}"), "changed.yaml")
+    _, _, counts = run_experiment(changed, str(folder / "out"), report=_quiet)
+    assert counts == {"cells": 10, "ran": 2, "failed": 0}
+
+
+def test_an_interrupted_sweep_resumes_with_only_the_missing_cells(tmp_path):
+    path = _write(tmp_path, TINY.replace("name: tiny", "name: resumed"))
+    output = tmp_path / "out"
+    sweep = subprocess.Popen([sys.executable, LEADERBOARD, path, "--output", str(output)], cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not ((output / "cells").is_dir() and os.listdir(output / "cells")):
+        assert time.time() < deadline and sweep.poll() is None
+        time.sleep(0.05)
+    sweep.kill()
+    sweep.wait()
+    finished = len([name for name in os.listdir(output / "cells") if name.endswith(".json")])
+    assert 1 <= finished < 8
+    os.chdir(tmp_path)
+    _, _, counts = run_experiment(path, str(output), report=_quiet)
+    assert counts["ran"] == 8 - finished and counts["cells"] == 8
+
+
+def test_ray_runs_the_same_cells_as_the_local_executor(tiny_run, tmp_path):
+    folder, path, *_ = tiny_run
+    os.chdir(tmp_path)
+    run_experiment(path, str(tmp_path / "ray"), executor="ray", workers=2, report=_quiet)
+    local = {name: json.load(open(folder / "out" / "cells" / name)) for name in os.listdir(folder / "out" / "cells")}
+    on_ray = {name: json.load(open(tmp_path / "ray" / "cells" / name)) for name in os.listdir(tmp_path / "ray" / "cells")}
+    assert set(on_ray) <= set(local) and len(on_ray) == 8
+    for name, record in on_ray.items():
+        assert (record["test"], record["valid"], record["per_target"]) == (local[name]["test"], local[name]["valid"],
+                                                                          local[name]["per_target"])
+
+
+# ---- statistics on planted values ------------------------------------------------------------
+
+
+def test_mean_and_interval_by_hand():
+    mean, half = mean_and_interval([0.2, 0.4, 0.3])
+    assert mean == pytest.approx(0.3) and half == pytest.approx(4.302652729749464 * 0.1 / math.sqrt(3))
+    assert mean_and_interval([0.5]) == (0.5, None)
+
+
+def test_wilcoxon_gives_the_exact_p_of_planted_differences():
+    # 10 targets, all differences positive and distinct: exact two-sided p = 2 / 2^10
+    better = [0.5 + 0.01 * k for k in range(10)] + [0.0] * 5
+    worse = [0.0] * 10 + [0.0] * 5
+    assert paired_wilcoxon(better, worse) == pytest.approx(2 / 2**10)
+    assert paired_wilcoxon([0.1, 0.2], [0.1, 0.2]) == 1.0
+
+
+def test_holm_by_hand():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+
+
+def _record(label, seed, test, valid, rr):
+    keys = [f"u{k}|i|0" for k in range(len(rr))]
+    return {"dataset": "d", "label": label, "status": "done", "seed": seed, "grid_point": {}, "test": test,
+            "valid": valid, "train_seconds": 1.0, "seconds_per_epoch": 0.5, "best_epoch": 1,
+            "per_target": {"k": 20, "keys": keys, "reciprocal_rank": rr, "hit": [int(v > 0) for v in rr]}}
+
+
+def test_the_board_tests_each_model_against_the_best_on_the_same_targets_with_holm():
+    experiment = Experiment("x", {"d": {}}, {"A": {}, "B": {}, "C": {}}, [1], {}, ["MRR@20"])
+    a = [0.5 + 0.01 * k for k in range(12)]
+    b = [v - 0.1 for v in a[:6]] + a[6:]  # worse on 6 targets
+    c = [0.0] * 12  # worse on all 12
+    records = [_record("A", 1, {"mrr@20": np.mean(a)}, {"mrr@20": 0.4}, a),
+               _record("B", 1, {"mrr@20": np.mean(b)}, {"mrr@20": 0.3}, b),
+               _record("C", 1, {"mrr@20": 0.0}, {"mrr@20": 0.1}, c)]
+    rows = {row["label"]: row for row in build_board(experiment, records)["d"]}
+    assert rows["A"]["best"] and rows["A"]["p_vs_best"] is None
+    raw = [paired_wilcoxon(b, a), paired_wilcoxon(c, a)]
+    assert [rows["B"]["p_vs_best"], rows["C"]["p_vs_best"]] == pytest.approx(holm(raw))
+    assert rows["C"]["p_vs_best"] == pytest.approx(min(1.0, 2 * 2 / 2**12))
+
+
+# ---- bad experiment files --------------------------------------------------------------------
+
+BAD = {
+    "unknown model": (TINY.replace("Pop: {}", "Mystery: {model: NoSuchModel}"),
+                      "ml-100k / Mystery / seed 1: unknown model 'NoSuchModel': plugin models are GRU4RecPlus"),
+    "unknown top-level key": (TINY + "epochs: 3\n", "unknown top-level key 'epochs'"),
+    "missing dataset": (TINY.replace("ml-100k: {user", "no-such-data: {user"), "dataset 'no-such-data'"),
+    "duplicate labels": (TINY.replace("Pop: {}", "Pop: {}\n  Pop: {}"), "'Pop' is given twice"),
+    "empty models": (TINY.split("models:")[0] + "models: {}\nseeds: [1]\n", "models is empty"),
+    "empty seeds": (TINY.replace("seeds: [1, 2]", "seeds: []"), "seeds must be a non-empty list"),
+    "different splits": (TINY.replace(", eval_args: " + SPLIT, "").replace("Pop: {}", "Pop: {}"), "evaluated on"),
+    "bad option": (TINY.replace("n_sample: 16}", "n_sample: lots}", 1), "n_sample='lots' is not valid"),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_a_bad_experiment_is_one_error_line_before_any_cell_runs(tmp_path, case):
+    text, fragment = BAD[case]
+    path = _write(tmp_path, text)
+    result = subprocess.run([sys.executable, LEADERBOARD, path, "--output", str(tmp_path / "out")], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert lines[-1].startswith("error: ") and fragment in lines[-1], lines[-1]
+    assert not (tmp_path / "out" / "cells").exists() or not os.listdir(tmp_path / "out" / "cells")
+    assert not (tmp_path / "out" / "logs").exists()
+
+
+def test_the_shipped_experiments_load():
+    for name in ("ml-100k.yaml", "diginetica.yaml"):
+        experiment = load_experiment(os.path.join(ROOT, "experiments", name))
+        assert experiment.models and experiment.seeds and experiment.metrics
