@@ -21,11 +21,13 @@ from .options import check_keys, check_values, check_yaml_file
 from .resources import PROPERTIES_DIR
 
 
-def plugin_yaml_files(model_name, dataset_name):
-    """The plugin's default YAML files for a model and dataset, lowest priority first."""
+def plugin_yaml_files(model_name, dataset_name, model_class=None):
+    """The plugin's default YAML files for a model and dataset, lowest priority first. A plugin
+    model that extends another (HRNN extends GRU4RecPlus) gets its base's file first, then its own."""
+    names = [cls.__name__ for cls in reversed(model_class.__mro__)] if model_class is not None else [model_name]
     candidates = [
         os.path.join(PROPERTIES_DIR, "overall.yaml"),
-        os.path.join(PROPERTIES_DIR, "model", f"{model_name}.yaml"),
+        *(os.path.join(PROPERTIES_DIR, "model", f"{name}.yaml") for name in names),
         os.path.join(PROPERTIES_DIR, "dataset", f"{dataset_name}.yaml"),
     ]
     return [path for path in candidates if os.path.isfile(path)]
@@ -92,7 +94,7 @@ class PluginConfig(Config):
 
     def _load_internal_config_dict(self, model, model_class, dataset):
         super()._load_internal_config_dict(model, model_class, dataset)
-        for path in plugin_yaml_files(model, dataset):
+        for path in plugin_yaml_files(model, dataset, model_class):
             config_dict = self._update_internal_config_dict(path)
             if config_dict and os.path.basename(os.path.dirname(path)) == "dataset":
                 self.parameters["Dataset"] += [k for k in config_dict if k not in self.parameters["Dataset"]]

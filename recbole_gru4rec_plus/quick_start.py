@@ -18,14 +18,14 @@ from recbole.data.utils import create_samplers, get_dataloader
 from recbole.utils import ModelType, init_seed, set_color
 
 from .config import PluginConfig, read_value
-from .data.dataset import SessionParallelDataset
+from .data.dataset import ExactTimesMixin, SessionParallelDataset
 from .data.movielens import prepare_movielens
 from .data.session_parallel import SessionParallelDataLoader
 from .data.checks import DuplicateRowsMixin, check_atomic_files, check_prepared_data
 from .errors import PluginError, RunInterrupted
 from .options import check_values, check_writable
 from .runs import RunLog, new_run_id
-from .trainer import get_trainer_class, is_session_parallel, load_checkpoint
+from .trainer import get_trainer_class, load_checkpoint
 
 # RecBole's dataset code uses chained fillna(inplace=True) and groupby idioms that pandas 2 deprecates:
 # they work under pandas < 3 (pinned) but warn on every run, about RecBole's code, not the user's data.
@@ -33,15 +33,16 @@ warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.")
 
 
 def dataset_class(config):
-    """The dataset class for a model: the plugin's for its models, RecBole's choice otherwise
-    (recbole.data.utils.create_dataset), each counting (and on request dropping) duplicate rows."""
-    if is_session_parallel(config.model_class):
-        base = SessionParallelDataset
-    else:
+    """The dataset class for a model: the one a plugin model declares (``DATASET``), RecBole's
+    choice otherwise (recbole.data.utils.create_dataset), each counting (and on request dropping)
+    duplicate rows, and each keeping exact times (``ExactTimesMixin``)."""
+    base = getattr(config.model_class, "DATASET", None)
+    if base is None:
         module = importlib.import_module("recbole.data.dataset")
         by_type = {ModelType.SEQUENTIAL: "SequentialDataset", ModelType.KNOWLEDGE: "KnowledgeBasedDataset"}
         base = getattr(module, config["model"] + "Dataset", None) or getattr(module, by_type.get(config["MODEL_TYPE"], "Dataset"))
-    return type(base.__name__, (DuplicateRowsMixin, base), {})
+    mixins = (DuplicateRowsMixin,) if issubclass(base, ExactTimesMixin) else (DuplicateRowsMixin, ExactTimesMixin)
+    return type(base.__name__, (*mixins, base), {})
 
 
 def create_dataset(config):
@@ -59,7 +60,8 @@ def create_dataset(config):
 
 
 def data_preparation(config, dataset):
-    """Train/valid/test loaders: session-parallel steps for plugin models, RecBole's loaders otherwise."""
+    """Train/valid/test loaders: session- or user-parallel steps (as the model declares,
+    ``TRAINING_UNIT``) for plugin models, RecBole's loaders otherwise."""
     if not isinstance(dataset, SessionParallelDataset):  # RecBole's own loaders
         return recbole_data_preparation(config, dataset)
     built = dataset.build()
@@ -68,13 +70,15 @@ def data_preparation(config, dataset):
     sessions = train.training_sessions
     # with in-batch negatives only, a row needs another row: the epoch ends below two (as in the original)
     min_active = 1 if config["n_sample"] else 2
-    train_data = SessionParallelDataLoader(config, train, sessions, shuffle=config["shuffle"], min_active=min_active)
+    unit = config.model_class.TRAINING_UNIT
+    train_data = SessionParallelDataLoader(config, train, sessions, shuffle=config["shuffle"], min_active=min_active, unit=unit)
     valid_data = get_dataloader(config, "valid")(config, valid, valid_sampler, shuffle=False)
     test_data = get_dataloader(config, "test")(config, test, test_sampler, shuffle=False)
     getLogger().info(
         set_color("[Training]: ", "pink")
-        + f"{len(sessions.offsets) - 1} sessions, {sessions.n_targets} targets, "
-        + f"{config['train_batch_size']} parallel sessions; [Evaluation]: {len(valid)} valid and {len(test)} test targets"
+        + f"{len(sessions.offsets) - 1} sessions" + (f" of {sessions.n_users} users" if unit == "user" else "")
+        + f", {sessions.n_targets} targets, {config['train_batch_size']} parallel {unit}s; "
+        + f"[Evaluation]: {len(valid)} valid and {len(test)} test targets"
     )
     return train_data, valid_data, test_data
 

@@ -159,6 +159,10 @@ def test_the_step_loss_is_the_rows_sum_over_all_slots(in_tmp_dir):
     torch.testing.assert_close(tail_loss, alone * 2 / 4)  # mean of 2 rows vs their sum over B = 4
 
 
+def _encode(model, item_seq, item_seq_len):
+    return model._encode({"item_id_list": item_seq, "item_length": item_seq_len})
+
+
 def test_the_tail_steps_only_the_slots_still_in_the_batch(in_tmp_dir):
     model = _model(train_batch_size=3)
     model.eval()
@@ -168,8 +172,8 @@ def test_the_tail_steps_only_the_slots_still_in_the_batch(in_tmp_dir):
                                               torch.zeros(2, dtype=torch.bool), torch.tensor([0, 2])))
     after = model._session_state[-1]
     torch.testing.assert_close(after[1], before[-1][1])  # slot 1 has left the batch: untouched
-    torch.testing.assert_close(after[0], model._encode(torch.tensor([[1, 2, 3]]), torch.tensor([3]))[0])
-    torch.testing.assert_close(after[2], model._encode(torch.tensor([[7, 8, 9]]), torch.tensor([3]))[0])
+    torch.testing.assert_close(after[0], _encode(model, torch.tensor([[1, 2, 3]]), torch.tensor([3]))[0])
+    torch.testing.assert_close(after[2], _encode(model, torch.tensor([[7, 8, 9]]), torch.tensor([3]))[0])
 
 
 def test_hidden_dropout_is_carried_to_the_next_step_and_scored(in_tmp_dir):
@@ -193,7 +197,7 @@ def test_stepping_a_session_gives_the_state_and_scores_of_full_sort_predict(in_t
     # calculate_loss has consumed items 0..4 of each session; predict from the same items
     history = sessions[:, :-1]
     interaction = {"item_id_list": history, "item_length": torch.tensor([5, 5])}
-    final_state = model._encode(interaction["item_id_list"], interaction["item_length"])
+    final_state = model._encode(interaction)
     torch.testing.assert_close(model._session_state[-1], final_state)
     scores = model.full_sort_predict(interaction)
     torch.testing.assert_close(scores, final_state @ model.item_embedding.weight.T + model.item_bias.weight.T)
@@ -215,9 +219,9 @@ def test_state_resets_only_in_slots_that_start_a_session(in_tmp_dir):
     _feed(model, [[1, 2, 3], [4, 5, 6]])
     before = [state.clone() for state in model._session_state]
     model.calculate_loss(SessionParallelBatch(torch.tensor([7, 8]), torch.tensor([9, 10]), torch.tensor([True, False])))
-    fresh = model._encode(torch.tensor([[7]]), torch.tensor([1]))
+    fresh = _encode(model, torch.tensor([[7]]), torch.tensor([1]))
     torch.testing.assert_close(model._session_state[-1][0], fresh[0])
-    carried = model._encode(torch.tensor([[4, 5, 8]]), torch.tensor([3]))
+    carried = _encode(model, torch.tensor([[4, 5, 8]]), torch.tensor([3]))
     torch.testing.assert_close(model._session_state[-1][1], carried[0])
     assert not torch.equal(before[-1][1], model._session_state[-1][1])
 

@@ -25,6 +25,8 @@ from .dwell import dwell_copies, repeat_events
 from .session_parallel import TrainingSessions
 from .sessions import first_event_of_session, session_starts
 
+SESSION_START_LIST = "session_start_list"  # benchmark rows and HRNN's evaluation rows: True where a history entry starts a session
+
 
 def leave_one_out_counts(n_targets, mode):
     """Per user, how many of its last targets go to validation and to test (RecBole's 'LS' split)."""
@@ -54,7 +56,26 @@ def ratio_counts(n_targets, ratios):
     return counts[1], counts[2]
 
 
-class SessionParallelDataset(SequentialDataset):
+class ExactTimesMixin:
+    """RecBole stores float fields as float32, which resolves Unix times only to 128 s: events
+    that far apart tie, and its stable sort then orders them as the file does, not by time. Every
+    dataset of a run (plugin and built-in models alike) keeps the time field (and its history list
+    in benchmark files) in float64, so that all models split histories into the same targets, and
+    session gaps and dwell times are exact."""
+
+    def _dataframe_to_interaction(self, data):
+        interaction = super()._dataframe_to_interaction(data)
+        time_list_field = f"{self.time_field}{self.config['LIST_SUFFIX']}"
+        if self.time_field in data:
+            # a copy: a view would pin the whole float block of the DataFrame in memory
+            interaction.interaction[self.time_field] = torch.from_numpy(data[self.time_field].to_numpy(np.float64, copy=True))
+        if time_list_field in data:
+            lists = [torch.as_tensor(np.asarray(v, dtype=np.float64)) for v in data[time_list_field].values]
+            interaction.interaction[time_list_field] = torch.nn.utils.rnn.pad_sequence(lists, batch_first=True)
+        return interaction
+
+
+class SessionParallelDataset(ExactTimesMixin, SequentialDataset):
     """Training events for session-parallel batches; RecBole rows for validation and test only."""
 
     def _load_feat(self, filepath, source):
@@ -89,20 +110,6 @@ class SessionParallelDataset(SequentialDataset):
             for name in types
         }) if chunks else empty
         return frame[columns]
-
-    def _dataframe_to_interaction(self, data):
-        """RecBole stores float fields as float32, which resolves Unix times only to ~1 minute:
-        keep the time field (and its history list in benchmark files) in float64, so that
-        session gaps and dwell times are exact."""
-        interaction = super()._dataframe_to_interaction(data)
-        time_list_field = f"{self.time_field}{self.config['LIST_SUFFIX']}"
-        if self.time_field in data:
-            # a copy: a view would pin the whole float block of the DataFrame in memory
-            interaction.interaction[self.time_field] = torch.from_numpy(data[self.time_field].to_numpy(np.float64, copy=True))
-        if time_list_field in data:
-            lists = [torch.as_tensor(np.asarray(v, dtype=np.float64)) for v in data[time_list_field].values]
-            interaction.interaction[time_list_field] = torch.nn.utils.rnn.pad_sequence(lists, batch_first=True)
-        return interaction
 
     def _check_field(self, *field_names):
         for name in field_names:
@@ -175,30 +182,34 @@ class SessionParallelDataset(SequentialDataset):
         train_index = np.flatnonzero(in_train)
 
         self._drop_unused_col()
-        history_start = first_event_of_session(starts)
-        valid = self._history_rows(valid_targets, history_start)
-        test = self._history_rows(test_targets, history_start)
+        valid = self._history_rows(valid_targets, starts)
+        test = self._history_rows(test_targets, starts)
         return _take(self.inter_feat, train_index), starts[train_index], valid, test
 
     def _split_benchmark_files(self):
         """Pre-split prefix rows (e.g. from run/import_sessions.py): training sessions are rebuilt
-        from the training rows as the first row's history item followed by every row's target."""
+        from the training rows (grouped by SESSION_ID_FIELD if set, else by user) as the first
+        row's last history item (the session's first event) followed by every row's target."""
         self._drop_unused_col()
         bounds = np.cumsum([0] + list(self.file_size_list))
         train, valid, test = (_take(self.inter_feat, np.arange(a, b)) for a, b in zip(bounds[:-1], bounds[1:]))
-        sessions = train[self.uid_field].numpy()
+        users = train[self.uid_field].numpy()
+        sessions = train[self.config["SESSION_ID_FIELD"]].numpy() if self.config["SESSION_ID_FIELD"] else users
         first_row = np.r_[True, sessions[1:] != sessions[:-1]]
+        last_entry = train[self.item_list_length_field][first_row].numpy() - 1
         # event index of each row's target: shifted by the first items inserted before it
         target_position = np.arange(len(sessions)) + np.cumsum(first_row)
         first_position = target_position[first_row] - 1
         n_events = len(sessions) + int(first_row.sum())
-        fields = {self.uid_field: sessions, self.iid_field: train[self.iid_field].numpy()}
-        first_values = {self.uid_field: sessions[first_row], self.iid_field: train[self.item_id_list_field][first_row, 0].numpy()}
+        first_items = train[self.item_id_list_field][first_row].numpy()[np.arange(len(last_entry)), last_entry]
+        fields = {self.uid_field: users, self.iid_field: train[self.iid_field].numpy()}
+        first_values = {self.uid_field: users[first_row], self.iid_field: first_items}
         if self.time_field in train:
             fields[self.time_field] = train[self.time_field].numpy()
             time_list = getattr(self, f"{self.time_field}_list_field", None)
-            first_times = train[time_list][first_row, 0] if time_list in train else train[self.time_field][first_row]
-            first_values[self.time_field] = first_times.numpy()
+            first_times = (train[time_list][first_row].numpy()[np.arange(len(last_entry)), last_entry]
+                           if time_list in train else train[self.time_field][first_row].numpy())
+            first_values[self.time_field] = first_times
         events = {}
         for field, values in fields.items():
             column = np.empty(n_events, dtype=values.dtype)
@@ -206,36 +217,59 @@ class SessionParallelDataset(SequentialDataset):
             events[field] = torch.from_numpy(column)
         starts = np.zeros(n_events, dtype=bool)
         starts[first_position] = True
-        return Interaction(events), starts, valid, test
+        return Interaction(events), starts, self._benchmark_history(valid), self._benchmark_history(test)
+
+    def _benchmark_history(self, rows):
+        """Evaluation rows of benchmark files whose histories span a user's sessions (with
+        ``session_start_list``): cut at the current session's start, which is all that
+        GRU4RecPlus reads (REFERENCE §6)."""
+        if SESSION_START_LIST not in rows:
+            return rows
+        flags = rows[SESSION_START_LIST].numpy() > 0
+        length = rows[self.item_list_length_field].numpy()
+        in_history = np.arange(flags.shape[1])[None, :] < length[:, None]
+        last_start = np.where(flags & in_history, np.arange(flags.shape[1])[None, :], 0).max(axis=1)
+        return _shift_lists(rows, self, last_start)
 
     def _training_sessions(self, events, starts):
-        """Session-parallel input, with dwell-time slicing of the training events when configured."""
+        """Session-parallel input (with the users' boundaries, for user-parallel steps), with
+        dwell-time slicing of the training events when configured."""
         items = events[self.iid_field].numpy()
         times = events[self.time_field].numpy() if self.time_field in events else None  # sessions in start-time order
+        users = events[self.uid_field].numpy()
         threshold = self.config["dwell_threshold"]
         if threshold is not None:
             if times is None:
                 raise PluginError("dwell_threshold needs event times: set TIME_FIELD and load it (load_col: inter:)")
             copies = dwell_copies(times, starts, threshold, self.config["dwell_max_copies"])
-            (items, times), starts = repeat_events((items, times), starts, copies)
+            (items, times, users), starts = repeat_events((items, times, users), starts, copies)
             self.logger.info(
                 f"dwell-time slicing (threshold {threshold}s, at most {self.config['dwell_max_copies']} copies): "
                 f"{len(copies)} training events -> {len(items)} (+{len(items) / max(len(copies), 1) - 1:.1%})"
             )
-        return TrainingSessions.from_events(items, starts, times)
+        user_starts = np.r_[True, users[1:] != users[:-1]] if len(users) else np.zeros(0, dtype=bool)
+        return TrainingSessions.from_events(items, starts, times, user_starts=user_starts)
 
-    def _history_rows(self, targets, history_start):
-        """RecBole's prefix rows (target event + list fields of the events before it) for ``targets``.
+    def _history_first(self, targets, starts):
+        """Each target's first history event: the start of its session, within MAX_ITEM_LIST_LENGTH."""
+        return np.maximum(first_event_of_session(starts)[targets], targets - self.max_item_list_len)
 
-        The history is cut at the start of the target's session and at MAX_ITEM_LIST_LENGTH.
-        """
+    def _history_positions(self, targets, starts):
+        """Event index of each history entry (0 past the history) and where the history is, for ``targets``."""
         max_len = self.max_item_list_len
-        first = np.maximum(history_start[targets], targets - max_len)
+        first = self._history_first(targets, starts)
         length = targets - first
         positions = first[:, None] + np.arange(max_len)[None, :]
         in_history = np.arange(max_len)[None, :] < length[:, None]
-        positions = torch.from_numpy(np.where(in_history, positions, 0))
-        in_history = torch.from_numpy(in_history)
+        return np.where(in_history, positions, 0), in_history, length
+
+    def _history_rows(self, targets, starts):
+        """RecBole's prefix rows (target event + list fields of the events before it) for ``targets``.
+
+        The history is the events from ``_history_first`` to the target; ``starts``: the session starts of all events.
+        """
+        positions, in_history, length = self._history_positions(targets, starts)
+        positions, in_history = torch.from_numpy(positions), torch.from_numpy(in_history)
         target_index = torch.from_numpy(targets)
         rows = {k: v[target_index] for k, v in self.inter_feat.interaction.items()}
         for field, values in self.inter_feat.interaction.items():
@@ -246,6 +280,24 @@ class SessionParallelDataset(SequentialDataset):
             rows[getattr(self, f"{field}_list_field")] = torch.where(mask, history, torch.zeros_like(history))
         rows[self.item_list_length_field] = torch.from_numpy(length)
         return Interaction(rows)
+
+
+def _shift_lists(rows, dataset, first):
+    """``rows`` with each row's list fields starting at entry ``first`` of that row (moved to the front)."""
+    length = rows[dataset.item_list_length_field].numpy() - first
+    width = rows[dataset.item_id_list_field].shape[1]
+    positions = first[:, None] + np.arange(width)[None, :]
+    keep = np.arange(width)[None, :] < length[:, None]
+    index = torch.from_numpy(np.where(keep, positions, 0))
+    keep = torch.from_numpy(keep)
+    shifted = dict(rows.interaction)
+    for field, values in rows.interaction.items():
+        if values.dim() >= 2 and values.shape[1] == width and field != dataset.uid_field:
+            gathered = values.gather(1, index.view(index.shape + (1,) * (values.dim() - 2)).expand_as(values))
+            mask = keep.view(keep.shape + (1,) * (values.dim() - 2))
+            shifted[field] = torch.where(mask, gathered, torch.zeros_like(gathered))
+    shifted[dataset.item_list_length_field] = torch.from_numpy(length).to(rows[dataset.item_list_length_field].dtype)
+    return Interaction(shifted)
 
 
 def _take(interaction, index):

@@ -1,4 +1,6 @@
-"""Session-parallel mini-batches (REFERENCE §1): B slots, each walking through one session.
+"""Session- and user-parallel mini-batches (REFERENCE §1, §5): B slots, each walking through one
+unit of the training data event by event, and taking the next unit when done. A unit is a session
+(GRU4RecPlus) or a user's sessions in order (HRNN): one schedule serves both.
 
 An epoch's whole schedule is computed up front with a few array operations, so the training
 loop only slices one row per step and does no per-event Python work.
@@ -19,15 +21,19 @@ import torch
 
 @dataclass
 class TrainingSessions:
-    """Training sessions of two or more events, as one item array and session offsets."""
+    """Training sessions of two or more events, as one item array and session offsets, and
+    (for user-parallel training) which sessions belong to which user."""
 
     items: np.ndarray  # int64, the sessions' items concatenated in time order
     offsets: np.ndarray  # int64, session s holds items[offsets[s]:offsets[s + 1]]
     start_times: np.ndarray | None = None  # float64, time of each session's first event (None: unknown)
+    user_offsets: np.ndarray | None = None  # int64, user u holds sessions user_offsets[u]:user_offsets[u + 1]
 
     @classmethod
-    def from_events(cls, items, starts, times=None):
-        """Cut time-ordered events at session starts; sessions of one event give no target and are dropped."""
+    def from_events(cls, items, starts, times=None, user_starts=None):
+        """Cut time-ordered events at session starts; sessions of one event give no target and are
+        dropped (and users left with no session). ``user_starts``: True where an event starts a
+        user's history (each also a session start), for user-parallel training."""
         items = np.asarray(items, dtype=np.int64)
         bounds = np.append(np.flatnonzero(starts), len(items))
         lengths = np.diff(bounds)
@@ -35,7 +41,12 @@ class TrainingSessions:
         kept_items = np.repeat(keep, lengths)
         offsets = np.concatenate(([0], np.cumsum(lengths[keep]))).astype(np.int64)
         start_times = None if times is None else np.asarray(times, dtype=np.float64)[bounds[:-1][keep]]
-        return cls(items=items[kept_items], offsets=offsets, start_times=start_times)
+        user_offsets = None
+        if user_starts is not None:
+            user_of_session = np.cumsum(np.asarray(user_starts, dtype=bool)[bounds[:-1]])[keep]
+            first = np.r_[True, user_of_session[1:] != user_of_session[:-1]] if len(user_of_session) else np.zeros(0, bool)
+            user_offsets = np.append(np.flatnonzero(first), len(user_of_session)).astype(np.int64)
+        return cls(items=items[kept_items], offsets=offsets, start_times=start_times, user_offsets=user_offsets)
 
     @property
     def lengths(self):
@@ -45,6 +56,10 @@ class TrainingSessions:
     def n_targets(self):
         return len(self.items) - (len(self.offsets) - 1)
 
+    @property
+    def n_users(self):
+        return 0 if self.user_offsets is None else len(self.user_offsets) - 1
+
     def time_order(self):
         """Sessions by start time, oldest first (ties and unknown times: in data order)."""
         n_sessions = len(self.offsets) - 1
@@ -52,30 +67,56 @@ class TrainingSessions:
             return np.arange(n_sessions)
         return np.argsort(self.start_times, kind="stable")
 
+    def input_events(self):
+        return input_events(self.offsets)
 
-def session_parallel_schedule(lengths, order, batch_size, min_active=1):
-    """Where each slot's input event is at each step: an (n_steps, batch_size) int64 array.
+    def units(self, unit):
+        """(steps of each unit, the units' time order) for ``unit`` 'session' or 'user'. A unit's
+        steps are its input events; a user's sessions follow each other, so its positions are
+        consecutive in ``input_events()``."""
+        steps = self.lengths - 1
+        order = self.time_order()
+        if unit == "session":
+            return steps, order
+        if self.user_offsets is None:
+            raise ValueError("user-parallel batches need the sessions' users (user_starts)")
+        user_steps = np.add.reduceat(steps, self.user_offsets[:-1]) if len(steps) else steps
+        first_session_rank = np.empty(len(order), dtype=np.int64)
+        first_session_rank[order] = np.arange(len(order))
+        return user_steps, np.argsort(first_session_rank[self.user_offsets[:-1]], kind="stable")
 
-    Sessions (of ``lengths`` >= 2, taken in ``order``) are dealt to slots: a slot that finishes
-    its session takes the next unused one at the next step (lowest slot first). Entry
-    [step, slot] is the index, within the concatenated sessions, of the slot's input event;
-    its target is the event after it. -1 marks a slot that has left the batch once no session
-    was left for it. Steps with fewer than ``min_active`` slots left are not scheduled.
+
+def input_events(offsets):
+    """Index of every event that has a target (all but each session's last), in data order: the
+    positions that a schedule's entries point to."""
+    has_target = np.ones(int(offsets[-1]), dtype=bool)
+    has_target[np.asarray(offsets[1:]) - 1] = False
+    return np.flatnonzero(has_target)
+
+
+def parallel_schedule(unit_steps, order, batch_size, min_active=1):
+    """Where each slot is at each step: an (n_steps, batch_size) int64 array of positions.
+
+    Units (of ``unit_steps`` >= 1 steps each, taken in ``order``) are dealt to slots: a slot
+    that finishes its unit takes the next unused one at the next step (lowest slot first). Unit
+    u's steps are positions cumsum(unit_steps)[u - 1] ... in turn; entry [step, slot] is the
+    slot's position. -1 marks a slot that has left the batch once no unit was left for it.
+    Steps with fewer than ``min_active`` slots left are not scheduled.
     """
-    lengths = np.asarray(lengths, dtype=np.int64)
-    steps_per_session = lengths[order] - 1
-    offsets = np.concatenate(([0], np.cumsum(lengths)))[:-1][order]
+    unit_steps = np.asarray(unit_steps, dtype=np.int64)
+    steps_per_unit = unit_steps[order]
+    offsets = np.concatenate(([0], np.cumsum(unit_steps)))[:-1][order]
     free_at = [(0, slot) for slot in range(batch_size)]
     first_step = np.empty(len(order), dtype=np.int64)
     slot_of = np.empty(len(order), dtype=np.int64)
-    for k, n_steps in enumerate(steps_per_session.tolist()):
+    for k, n_steps in enumerate(steps_per_unit.tolist()):
         step, slot = heapq.heappop(free_at)
         first_step[k], slot_of[k] = step, slot
         heapq.heappush(free_at, (step + n_steps, slot))
-    last_step = first_step + steps_per_session  # one past each session's last step
+    last_step = first_step + steps_per_unit  # one past each unit's last step
     total_steps = int(last_step.max()) if len(order) else 0
     if min_active > 1 and total_steps:
-        # active slots per step: +1 where a session starts, -1 where it ends (non-increasing at the tail)
+        # active slots per step: +1 where a unit starts, -1 where it ends (non-increasing at the tail)
         change = np.bincount(first_step, minlength=total_steps + 1) - np.bincount(last_step, minlength=total_steps + 1)
         too_few = np.flatnonzero(np.cumsum(change)[:total_steps] < min_active)
         total_steps = int(too_few[0]) if len(too_few) else total_steps
@@ -83,14 +124,23 @@ def session_parallel_schedule(lengths, order, batch_size, min_active=1):
     flat = schedule.reshape(-1)
     for chunk in range(0, len(order), 65536):  # bounded temporaries for tens of millions of events
         part = slice(chunk, chunk + 65536)
-        n_steps = steps_per_session[part]
-        session = np.repeat(np.arange(len(n_steps)), n_steps)
-        within = np.arange(len(session)) - np.repeat(np.cumsum(n_steps) - n_steps, n_steps)
-        step = first_step[part][session] + within
+        n_steps = steps_per_unit[part]
+        unit = np.repeat(np.arange(len(n_steps)), n_steps)
+        within = np.arange(len(unit)) - np.repeat(np.cumsum(n_steps) - n_steps, n_steps)
+        step = first_step[part][unit] + within
         scheduled = step < total_steps
-        cell = step[scheduled] * batch_size + slot_of[part][session[scheduled]]
-        flat[cell] = (offsets[part][session] + within)[scheduled]
+        cell = step[scheduled] * batch_size + slot_of[part][unit[scheduled]]
+        flat[cell] = (offsets[part][unit] + within)[scheduled]
     return schedule
+
+
+def session_parallel_schedule(lengths, order, batch_size, min_active=1):
+    """``parallel_schedule`` over sessions of ``lengths`` events, as event indices within the
+    concatenated sessions (the input event of each slot; its target is the event after it)."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    schedule = parallel_schedule(lengths - 1, order, batch_size, min_active)
+    events = input_events(np.r_[0, np.cumsum(lengths)])
+    return np.where(schedule >= 0, events[np.maximum(schedule, 0)], -1) if schedule.size else schedule
 
 
 class SessionParallelBatch:
@@ -98,36 +148,48 @@ class SessionParallelBatch:
 
     ``slots`` is None while every slot has a session (almost every step); at the epoch's tail it
     holds the indices of the slots still in the batch, and the other tensors hold their rows only.
+    ``user_starts`` (user-parallel batches only): which rows start a user's first session.
     """
 
-    __slots__ = ("inputs", "targets", "starts", "slots")
+    __slots__ = ("inputs", "targets", "starts", "slots", "user_starts")
 
-    def __init__(self, inputs, targets, starts, slots=None):
+    def __init__(self, inputs, targets, starts, slots=None, user_starts=None):
         self.inputs, self.targets, self.starts, self.slots = inputs, targets, starts, slots
+        self.user_starts = user_starts
 
 
 class SessionParallelDataLoader:
-    """Iterates over the session-parallel steps of one epoch.
+    """Iterates over the session-parallel (``unit='session'``) or user-parallel (``unit='user'``)
+    steps of one epoch.
 
-    Sessions are taken in order of their start time, as in the original GRU4Rec; with
-    ``shuffle`` in a new random order every epoch (RecBole's habit). ``len()`` is the exact
+    Units are taken in order of their (first session's) start time, as in the original GRU4Rec;
+    with ``shuffle`` in a new random order every epoch (RecBole's habit). ``len()`` is the exact
     number of steps of the next epoch. ``min_active``: the fewest rows a step may have (2 when
     the in-batch targets are a row's only negatives).
     """
 
-    def __init__(self, config, dataset, sessions, shuffle=False, min_active=1):
+    def __init__(self, config, dataset, sessions, shuffle=False, min_active=1, unit="session"):
         self.config = config
         self.dataset = dataset  # RecBole's training Dataset, for RecBole's evaluator hooks
         self.sessions = sessions
         self.batch_size = config["train_batch_size"]
         self.shuffle = shuffle
         self.min_active = min_active
+        self.unit = unit
         self.device = config["device"]
         self.rng = np.random.default_rng(config["seed"])
-        self._items = torch.from_numpy(sessions.items)
+        self._unit_steps, self._time_order = sessions.units(unit)
+        events = sessions.input_events()  # position -> event index
         starts = np.zeros(len(sessions.items), dtype=bool)
         starts[sessions.offsets[:-1]] = True
-        self._starts = torch.from_numpy(starts)
+        self._inputs = torch.from_numpy(sessions.items[events])
+        self._targets = torch.from_numpy(sessions.items[events + 1])
+        self._starts = torch.from_numpy(starts[events])
+        self._user_starts = None
+        if unit == "user":
+            user_starts = np.zeros(len(events), dtype=bool)
+            user_starts[np.cumsum(self._unit_steps) - self._unit_steps] = True
+            self._user_starts = torch.from_numpy(user_starts)
         self._schedule = None  # the next epoch's; kept across epochs when the order never changes
 
     def state_dict(self):
@@ -140,8 +202,8 @@ class SessionParallelDataLoader:
 
     def _next_schedule(self):
         if self._schedule is None:
-            order = self.rng.permutation(len(self.sessions.offsets) - 1) if self.shuffle else self.sessions.time_order()
-            schedule = session_parallel_schedule(self.sessions.lengths, order, self.batch_size, self.min_active)
+            order = self.rng.permutation(len(self._unit_steps)) if self.shuffle else self._time_order
+            schedule = parallel_schedule(self._unit_steps, order, self.batch_size, self.min_active)
             self._schedule = torch.from_numpy(schedule)
         return self._schedule
 
@@ -155,13 +217,14 @@ class SessionParallelDataLoader:
             self._schedule = None  # a new order next epoch
         idle_steps = (schedule < 0).any(dim=1)
         first_partial = int(idle_steps.float().argmax()) if idle_steps.any() else len(schedule)
-        items, starts = self._items.to(self.device), self._starts.to(self.device)
-        next_items = torch.roll(items, -1)  # the target of the event at index i (never read past a session)
+        inputs, targets, starts = (t.to(self.device) for t in (self._inputs, self._targets, self._starts))
+        user_starts = None if self._user_starts is None else self._user_starts.to(self.device)
         schedule = schedule.to(self.device)
         for step in range(len(schedule)):
-            inputs = schedule[step]  # a step's inputs are gathered here, not for the whole epoch: memory
+            positions = schedule[step]  # a step's rows are gathered here, not for the whole epoch: memory
             slots = None
             if step >= first_partial:
-                slots = torch.nonzero(inputs >= 0).squeeze(1)
-                inputs = inputs[slots]
-            yield SessionParallelBatch(items[inputs], next_items[inputs], starts[inputs], slots)
+                slots = torch.nonzero(positions >= 0).squeeze(1)
+                positions = positions[slots]
+            yield SessionParallelBatch(inputs[positions], targets[positions], starts[positions], slots,
+                                       None if user_starts is None else user_starts[positions])

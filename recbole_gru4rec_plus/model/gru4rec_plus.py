@@ -13,6 +13,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 from torch import nn
 
+from ..data.dataset import SessionParallelDataset
 from ..errors import PluginError
 from .. import options
 from ..loss import LOSS_NAMES, build_loss
@@ -39,7 +40,10 @@ class GRU4RecPlus(SequentialRecommender):
     """GRU4Rec with session-parallel training, sampled negatives and ranking losses."""
 
     input_type = InputType.POINTWISE
-    session_parallel = True  # trained by SessionParallelTrainer on SessionParallelDataset
+    session_parallel = True  # trained by SessionParallelTrainer, on the dataset and steps declared here
+    DATASET = SessionParallelDataset
+    TRAINING_UNIT = "session"  # each slot of a training step walks one session
+    HIDDEN_DROPOUT_KEY = "dropout_p_hidden"
 
     OPTIONS = {  # checked with every run's options before any work (recbole_gru4rec_plus.options)
         "loss": options.choice(*LOSS_NAMES),
@@ -113,7 +117,7 @@ class GRU4RecPlus(SequentialRecommender):
             input_size, gru_sizes = self.layer_sizes[0], self.layer_sizes[1:]
         self.gru_layers = nn.ModuleList(GRULayer(size_in, size) for size_in, size in zip([input_size, *gru_sizes], gru_sizes))
         self.embed_dropout = nn.Dropout(config["dropout_p_embed"])
-        self.hidden_dropout = nn.Dropout(config["dropout_p_hidden"])
+        self.hidden_dropout = nn.Dropout(config[self.HIDDEN_DROPOUT_KEY])
         self._session_state = None
 
     def _register_log_q(self, supports, alpha):
@@ -133,18 +137,19 @@ class GRU4RecPlus(SequentialRecommender):
         table = self.item_embedding.weight if self.constrained_embedding else self.input_embedding.weight
         return F.embedding(items, table, sparse=self.embedding_size > 0)
 
-    def _step(self, items, states, embedded=None):
+    def _step(self, items, states, embedded=None, gate_input=None):
         """One step from the input ``items`` (or their looked-up input ``embedded`` rows): the new
         state of every layer, each after its dropout. As in the original, the dropped-out state is
-        both the next layer's input and the state carried to the next step (REFERENCE §1)."""
+        both the next layer's input and the state carried to the next step (REFERENCE §1).
+        ``gate_input``: added to the first layer's reset and update gates (HRNN's user term)."""
         new_states = []
         if self.one_hot_layer is not None:  # dropout_p_embed acts on this layer's output
-            x = self._dropout(self.embed_dropout, self.one_hot_layer(items, states[0]))
+            x = self._dropout(self.embed_dropout, self.one_hot_layer(items, states[0], gate_input))
             new_states.append(x)
         else:
             x = self._dropout(self.embed_dropout, self._input_embedding(items) if embedded is None else embedded)
         for layer, state in zip(self.gru_layers, states[len(new_states) :]):
-            x = self._dropout(self.hidden_dropout, layer(x, state))
+            x = self._dropout(self.hidden_dropout, layer(x, state, gate_input if not new_states else None))
             new_states.append(x)
         return new_states
 
@@ -159,8 +164,11 @@ class GRU4RecPlus(SequentialRecommender):
         if parameters and "sampler" in parameters:
             self.sampler.load_state_dict(parameters["sampler"])
 
+    def _state_sizes(self):
+        return self.layer_sizes
+
     def _zero_states(self, batch_size):
-        return [self.item_embedding.weight.new_zeros(batch_size, size) for size in self.layer_sizes]
+        return [self.item_embedding.weight.new_zeros(batch_size, size) for size in self._state_sizes()]
 
     # ---- training ----
 
@@ -168,15 +176,27 @@ class GRU4RecPlus(SequentialRecommender):
         """Forget the carried hidden states: called at the start of every training epoch."""
         self._session_state = None
 
-    def _slot_states(self, batch):
-        """The carried states of the batch's rows, zero where a row starts a session."""
+    def _carried_states(self, batch):
+        """The states carried to the batch's rows from the previous step."""
         if self._session_state is None:
             self._session_state = self._zero_states(self.n_slots)
         states = self._session_state
         if batch.slots is not None:
             states = [state.index_select(0, batch.slots) for state in states]
+        return states
+
+    def _train_step(self, batch, embedded):
+        """The rows' output of one training step (zero state where a row starts a session); the
+        new states are carried to the next step."""
         starts = batch.starts.unsqueeze(1)
-        return [state.masked_fill(starts, 0.0) for state in states]
+        states = [state.masked_fill(starts, 0.0) for state in self._carried_states(batch)]
+        new_states = self._step(batch.inputs, states, embedded)
+        self._carry(batch, new_states)
+        return new_states[-1]
+
+    def _scores(self, output, rows, bias, items, scored):
+        """Scores h · W[i] + b[i] of the step's distinct items (``rows``, ``bias``: theirs)."""
+        return torch.addmm(bias, output, rows.t())
 
     def _carry(self, batch, new_states):
         """Keep the new states (detached: truncated back-propagation of one step) for the next step."""
@@ -233,10 +253,7 @@ class GRU4RecPlus(SequentialRecommender):
             rows, embedded = gather_distinct_rows(self.item_embedding.weight, items), None
         bias = gather_distinct_rows(self.item_bias.weight, items, touched=scored).squeeze(1)
 
-        new_states = self._step(batch.inputs, self._slot_states(batch), embedded)
-        self._carry(batch, new_states)
-
-        scores = torch.addmm(bias, new_states[-1], rows.t())  # h · W[i] + b[i] for each distinct item i
+        scores = self._scores(self._train_step(batch, embedded), rows, bias, items, scored)
         if self.logq:
             scores.sub_(self.log_q_correction[items])  # in place: the product's backward does not need it
         scores = self.final_activation(scores)
@@ -246,21 +263,35 @@ class GRU4RecPlus(SequentialRecommender):
 
     # ---- prediction (RecBole's evaluator) ----
 
-    def _encode(self, item_seq, item_seq_len):
-        """Final hidden state after reading each row's items (a session's items, oldest first)."""
+    def _read(self, item_seq, item_seq_len, advance, skip=None):
+        """Every layer's state after reading each row's items oldest first, ``advance(position,
+        states)`` giving the new states of one position. Rows whose items have ended, and entries
+        where ``skip`` (rows × positions, bool) is True, keep their states."""
         states = self._zero_states(len(item_seq))
         for position in range(int(item_seq_len.max()) if len(item_seq_len) else 0):
-            new_states = self._step(item_seq[:, position], states)
-            alive = (item_seq_len > position).unsqueeze(1)
+            new_states = advance(position, states)
+            alive = item_seq_len > position
+            if skip is not None:
+                alive = alive & ~skip[:, position]
+            alive = alive.unsqueeze(1)
             states = [torch.where(alive, new, old) for new, old in zip(new_states, states)]
-        return states[-1]
+        return states
+
+    def _encode(self, interaction):
+        """The output after reading each row's items (the current session's, oldest first)."""
+        item_seq = interaction[self.ITEM_SEQ]
+        states = self._read(item_seq, interaction[self.ITEM_SEQ_LEN], lambda p, states: self._step(item_seq[:, p], states))
+        return states[len(self.layer_sizes) - 1]
+
+    def _row_scores(self, output, items):
+        return (output * self.item_embedding(items)).sum(dim=1) + self.item_bias(items).squeeze(1)
+
+    def _all_scores(self, output):
+        return torch.addmm(self.item_bias.weight.squeeze(1), output, self.item_embedding.weight.t())
 
     def predict(self, interaction):
-        output = self._encode(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
-        items = interaction[self.ITEM_ID]
-        return (output * self.item_embedding(items)).sum(dim=1) + self.item_bias(items).squeeze(1)
+        return self._row_scores(self._encode(interaction), interaction[self.ITEM_ID])
 
     def full_sort_predict(self, interaction):
         """Scores of all items (linear: the final activation is monotone and would only add ties)."""
-        output = self._encode(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
-        return torch.addmm(self.item_bias.weight.squeeze(1), output, self.item_embedding.weight.t())
+        return self._all_scores(self._encode(interaction))

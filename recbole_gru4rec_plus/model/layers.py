@@ -79,11 +79,15 @@ class GRULayer(nn.Module):
             init_uniform_(gate, hidden_size, hidden_size)
         self.hidden_bias = nn.Parameter(torch.zeros(3 * hidden_size))
 
-    def forward(self, x, hidden):
+    def forward(self, x, hidden, gate_input=None):
+        """The new state; ``gate_input`` (rows × 2H), if given, is added to the reset and update gates' inputs."""
         gates = torch.addmm(self.input_bias, x, self.input_weight.t())
         hidden_gates = torch.addmm(self.hidden_bias, hidden, self.hidden_weight)
         size = self.hidden_size
-        reset, update = torch.sigmoid(gates[:, : 2 * size] + hidden_gates[:, : 2 * size]).chunk(2, dim=1)
+        reset_update = gates[:, : 2 * size] + hidden_gates[:, : 2 * size]
+        if gate_input is not None:
+            reset_update = reset_update + gate_input
+        reset, update = torch.sigmoid(reset_update).chunk(2, dim=1)
         candidate = torch.tanh(gates[:, 2 * size :] + reset * hidden_gates[:, 2 * size :])
         return candidate + update * (hidden - candidate)
 
@@ -111,10 +115,12 @@ class OneHotGRULayer(nn.Module):
         for gate in self.hidden_weight.split(hidden_size, dim=1):
             init_uniform_(gate, hidden_size, hidden_size)
 
-    def forward(self, items, hidden):
+    def forward(self, items, hidden, gate_input=None):
         gates = F.embedding(items, self.item_gates.weight, sparse=True) + self.input_bias
         size = self.hidden_size
         reset_update = torch.addmm(gates[:, : 2 * size], hidden, self.hidden_weight[:, : 2 * size])
+        if gate_input is not None:
+            reset_update = reset_update + gate_input
         reset, update = torch.sigmoid(reset_update).chunk(2, dim=1)
         candidate = torch.tanh(torch.addmm(gates[:, 2 * size :], reset * hidden, self.hidden_weight[:, 2 * size :]))
         return candidate + update * (hidden - candidate)
