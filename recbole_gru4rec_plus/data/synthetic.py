@@ -60,3 +60,26 @@ def dwell_key_sessions(n_sessions, n_keys=50, cluster_size=4, n_distractors=500,
     timestamps = np.cumsum(dwell, axis=1) - dwell + rows[:, None] * 86400
     session_ids = np.repeat(rows + 1, items.shape[1])
     return session_ids, items.ravel().astype(np.int64), timestamps.ravel()
+
+
+def user_taste_sessions(n_users, sessions_per_user, n_groups=20, group_size=10, n_openers=200, session_length=2,
+                        planted=True, seed=0):
+    """Users with a persistent taste: every user has an item group, and each of its sessions is an
+    opener (uniform over ``n_openers`` items shared by all, so it says nothing of the taste), then
+    ``session_length - 1`` items of the user's group. Predicting a session's first target means
+    remembering the user's earlier sessions. The control (``planted=False``) draws the group anew
+    for every session: no user signal.
+
+    Returns (user_ids, item_ids, timestamps) as int64 arrays, sorted by user and time: one session a
+    day per user, events a minute apart. Openers are items 1..n_openers, group items follow.
+    """
+    rng = np.random.default_rng(seed)
+    n_sessions = n_users * sessions_per_user
+    users = np.repeat(np.arange(n_users), sessions_per_user)
+    groups = rng.integers(0, n_groups, size=n_users)[users] if planted else rng.integers(0, n_groups, size=n_sessions)
+    openers = rng.integers(1, n_openers + 1, size=(n_sessions, 1))
+    tastes = n_openers + 1 + groups[:, None] * group_size + rng.integers(0, group_size, size=(n_sessions, session_length - 1))
+    items = np.column_stack((openers, tastes))
+    day = np.tile(np.arange(sessions_per_user), n_users)
+    timestamps = (day * 86400)[:, None] + np.arange(session_length)[None, :] * 60
+    return (np.repeat(users + 1, session_length), items.ravel().astype(np.int64), timestamps.ravel().astype(np.int64))

@@ -13,8 +13,9 @@ from recbole.utils import get_model as recbole_get_model
 
 from ..errors import PluginError
 from .gru4rec_plus import GRU4RecPlus
+from .hrnn import HRNN
 
-PLUGIN_MODELS = {"GRU4RecPlus": GRU4RecPlus}
+PLUGIN_MODELS = {"GRU4RecPlus": GRU4RecPlus, "HRNN": HRNN}
 
 _RECBOLE_MODEL_PACKAGES = (
     "general_recommender",
