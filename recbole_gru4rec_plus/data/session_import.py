@@ -17,6 +17,8 @@ import re
 import secrets
 import shutil
 import tempfile
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -249,10 +251,13 @@ def apply_presplit_protocol(train, test, valid_days=1, min_item_support=5, min_s
 
 
 def split_summary(splits):
-    """events, sessions, items and targets (events - sessions) of each split."""
-    return {name: {"events": len(frame), "sessions": int(frame["session_id"].nunique()),
-                   "items": int(frame["item_id"].nunique()), "targets": len(frame) - int(frame["session_id"].nunique())}
-            for name, frame in splits.items() if name in SPLITS}
+    """events, (users,) sessions, items and targets (events - sessions) of each split."""
+    def summary(frame):
+        users = {"users": int(frame["user_id"].nunique())} if "user_id" in frame else {}
+        sessions = int(frame["session_id"].nunique())
+        return {"events": len(frame), **users, "sessions": sessions, "items": int(frame["item_id"].nunique()),
+                "targets": len(frame) - sessions}
+    return {name: summary(frame) for name, frame in splits.items() if name in SPLITS}
 
 
 # --------------------------------------------------------------------------- writers
@@ -285,9 +290,26 @@ def prefix_rows(frame, max_history=50):
     return lines
 
 
-def dataset_yaml(data_path, name, max_history=50, comments=()):
-    """The imported dataset's YAML: the sessions template plus where the files are."""
-    with open(os.path.join(PROPERTIES_DIR, "dataset", "sessions.yaml"), encoding="utf-8") as f:
+@dataclass(frozen=True)
+class Layout:
+    """What an import writes: the files' header, their rows ((splits, max_history) -> lines per
+    split) and the dataset YAML template under properties/dataset/."""
+
+    header: str
+    rows: Callable
+    template: str
+
+
+def session_rows(splits, max_history=50):
+    return {split: prefix_rows(splits[split], max_history) for split in SPLITS}
+
+
+SESSION_LAYOUT = Layout(HEADER, session_rows, "sessions.yaml")
+
+
+def dataset_yaml(data_path, name, max_history=50, comments=(), template="sessions.yaml"):
+    """The imported dataset's YAML: the layout's template plus where the files are."""
+    with open(os.path.join(PROPERTIES_DIR, "dataset", template), encoding="utf-8") as f:
         text = f.read()
     text = re.sub(r"^MAX_ITEM_LIST_LENGTH:[^#\n]*", f"MAX_ITEM_LIST_LENGTH: {max_history:<10}", text, flags=re.M)
     head = "".join(f"# {line}\n" for line in [f"dataset '{name}': RecBole benchmark files by run/import_sessions.py",
@@ -312,7 +334,9 @@ def _check_writable(splits, name, max_history):
         if split not in splits or splits[split].empty:
             raise PluginError(f"the {split} split is missing or empty: nothing to write")
         frame = splits[split]
-        for column in ("session_id", "item_id"):
+        for column in ("user_id", "session_id", "item_id"):
+            if column not in frame:
+                continue
             tokens = frame[column].astype(str)
             spaced = tokens.str.contains(r"\s")
             if spaced.any():
@@ -363,7 +387,7 @@ def _recover_interrupted_import(data_path, name):
             shutil.rmtree(path, ignore_errors=True)
 
 
-def write_benchmark_files(splits, data_path, name, max_history=50, overwrite=False, comments=()):
+def write_benchmark_files(splits, data_path, name, max_history=50, overwrite=False, comments=(), layout=SESSION_LAYOUT):
     """Write ``data_path/NAME/NAME.{train,valid,test}.inter`` and ``NAME.yaml``; return their paths.
 
     The files are written into a new folder beside ``NAME``, which then takes its place as a
@@ -390,8 +414,9 @@ def write_benchmark_files(splits, data_path, name, max_history=50, overwrite=Fal
         raise PluginError(f"cannot write to --data-path '{data_path}' ({error.strerror or error}): choose a folder "
                           f"you can write to") from None
     try:
-        contents = [[HEADER, *prefix_rows(splits[split], max_history)] for split in SPLITS]
-        contents.append([dataset_yaml(data_path, name, max_history, comments)])
+        rows = layout.rows(splits, max_history)
+        contents = [[layout.header, *rows[split]] for split in SPLITS]
+        contents.append([dataset_yaml(data_path, name, max_history, comments, layout.template)])
         for file_name, lines in zip(names, contents):
             with open(os.path.join(staging, file_name), "w", encoding="utf-8") as f:
                 f.writelines(lines)
