@@ -12,7 +12,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from conftest import ROOT
-from recbole_gru4rec_plus.leaderboard.board import build_board
+from recbole_gru4rec_plus.leaderboard.board import build_board, markdown
 from recbole_gru4rec_plus.leaderboard.experiment import Experiment, load_experiment
 from recbole_gru4rec_plus.leaderboard.runner import run_experiment
 from recbole_gru4rec_plus.leaderboard.stats import holm, mean_and_interval, paired_wilcoxon
@@ -178,6 +178,17 @@ def test_the_board_tests_each_model_against_the_best_on_the_same_targets_with_ho
     raw = [paired_wilcoxon(b, a), paired_wilcoxon(c, a)]
     assert [rows["B"]["p_vs_best"], rows["C"]["p_vs_best"]] == pytest.approx(holm(raw))
     assert rows["C"]["p_vs_best"] == pytest.approx(min(1.0, 2 * 2 / 2**12))
+
+
+def test_a_model_evaluated_on_other_targets_is_not_paired_with_the_best():
+    experiment = Experiment("x", {"d": {}}, {"A": {}, "B": {}}, [1], {}, ["MRR@20"])
+    a = [0.5 + 0.01 * k for k in range(12)]
+    other = _record("B", 1, {"mrr@20": 0.1}, {"mrr@20": 0.1}, [0.1] * 10)
+    other["per_target"]["keys"] = [f"user{k}|i|0" for k in range(10)]
+    board = build_board(experiment, [_record("A", 1, {"mrr@20": np.mean(a)}, {"mrr@20": 0.4}, a), other])
+    rows = {row["label"]: row for row in board["d"]}
+    assert rows["B"]["other_targets"] and rows["B"].get("p_vs_best") is None
+    assert "| B |  | 0.1000 | 1.0 | 0.50 | other targets | 1 |" in markdown(experiment, board)
 
 
 # ---- bad experiment files --------------------------------------------------------------------

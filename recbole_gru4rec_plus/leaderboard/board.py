@@ -73,15 +73,19 @@ def build_board(experiment, records):
             best = ranked[0]
             best["best"], best["p_vs_best"] = True, None
             best_targets = _target_means(best["records"], field)
-            others = ranked[1:]
-            raw = []
-            for row in others:
+            compared, raw = [], []
+            for row in ranked[1:]:
                 targets = _target_means(row["records"], field)
-                common = sorted(set(targets) & set(best_targets))
-                row["paired_targets"] = len(common)
-                raw.append(paired_wilcoxon([targets[k] for k in common], [best_targets[k] for k in common])
-                           if common else 1.0)
-            for row, p in zip(others, holm(raw) if raw else []):
+                if set(targets) != set(best_targets):
+                    # e.g. a general (non-sequential) RecBole model on session files ranks per user, not
+                    # per next event: its metrics are of other targets, so no paired test is made
+                    row["other_targets"] = True
+                    continue
+                keys = sorted(targets)
+                row["paired_targets"] = len(keys)
+                compared.append(row)
+                raw.append(paired_wilcoxon([targets[k] for k in keys], [best_targets[k] for k in keys]) if keys else 1.0)
+            for row, p in zip(compared, holm(raw) if raw else []):
                 row["p_vs_best"] = p
             best["paired_targets"] = len(best_targets)
         board[dataset] = ranked + [r for r in rows if not r["seeds"]]
@@ -99,8 +103,9 @@ def _cell(value, bold=False):
 def markdown(experiment, board):
     lines = [f"# Leaderboard: {experiment.name}", "",
              f"Mean ± 95% interval over seeds {', '.join(map(str, experiment.seeds))} (Student t); the first metric "
-             f"ranks; p: Wilcoxon signed-rank test against the best over the same test targets, Holm-corrected; "
-             f"a grid's setting is chosen on validation.", ""]
+             f"ranks; p: Wilcoxon signed-rank test against the best over the same test targets, Holm-corrected "
+             f"('other targets': the model was evaluated on other targets, e.g. a general model on session files, "
+             f"and is not tested); a grid's setting is chosen on validation.", ""]
     for dataset, rows in board.items():
         lines += [f"## {dataset}", "",
                   "| rank | model | setting | " + " | ".join(experiment.metrics)
@@ -114,7 +119,7 @@ def markdown(experiment, board):
                              + f" | | | {why} | 0 |")
                 continue
             metrics = " | ".join(_cell(row[m], bold=row[m][0] == best[m]) for m in experiment.metrics)
-            p = "best" if row.get("best") else f"{row['p_vs_best']:.2g}"
+            p = "best" if row.get("best") else "other targets" if row.get("other_targets") else f"{row['p_vs_best']:.2g}"
             lines.append(f"| {rank} | {row['label']} | {row['setting']} | {metrics} | {row['train_seconds']:.1f} "
                          f"| {row['seconds_per_epoch']:.2f} | {p} | {row['seeds']} |")
         lines.append("")
