@@ -333,6 +333,30 @@ class CrossEntropyLoss(_RankingLoss):
         return f"epsilon={self.epsilon}"
 
 
+def mixture_cross_entropy(own, head_scores, weight, log_prior, epsilon=ORIGINAL_EPSILON):
+    """Cross-entropy of a Mixture of Softmaxes (REFERENCE §7), the mean over rows of
+    -log(sum_k pi_k p_k(own) + epsilon), computed in log space.
+
+    ``head_scores`` (rows, K, C): each head's scores of the row's columns; ``own`` (rows,): the
+    row's own column; ``weight`` (rows, C): how often each column is a negative of the row (None:
+    every other column once); ``log_prior`` (rows, K): log pi. p_k is head k's softmax over the
+    own column and the negatives counted by ``weight``, as in ``CrossEntropyLoss``.
+    """
+    epsilon = _checked_epsilon(epsilon)
+    rows = torch.arange(len(own), device=own.device)
+    total = torch.ones_like(head_scores[:, 0]) if weight is None else weight.clone()
+    if weight is None:
+        total[rows, own] = 0.0
+    total[rows, own] += 1.0  # the own column once, besides its count as a negative (0 unless it is sampled too)
+    log_total = torch.log(total).unsqueeze(1)  # -inf where a column is not in the row's softmax
+    own_scores = head_scores[rows, :, own]  # (rows, K)
+    log_p_own = own_scores - torch.logsumexp(head_scores + log_total, dim=2)
+    log_p = torch.logsumexp(log_prior + log_p_own, dim=1)
+    if epsilon:
+        log_p = torch.logaddexp(log_p, torch.full_like(log_p, math.log(epsilon)))
+    return -log_p.mean()
+
+
 _LOSSES = dict(zip(LOSS_NAMES, (TOP1Loss, BPRLoss, TOP1MaxLoss, BPRMaxLoss, CrossEntropyLoss)))
 
 

@@ -71,7 +71,7 @@ OPTION_CASES = [
     # out of range (silently accepted before)
     (["--epochs=0"], "epochs=0 is not valid: expected an integer >= 1"),
     (["--session_gap=-5"], "session_gap=-5 is not valid: expected a number > 0"),
-    (["--n_sample=-1"], "n_sample=-1 is not valid"),
+    (["--n_sample=-2"], "n_sample=-2 is not valid"),
     (["--sample_alpha=1.5"], "sample_alpha=1.5 is not valid: expected a number >= 0 and <= 1"),
     (["--learning_rate=0"], "learning_rate=0 is not valid"),
     (["--train_batch_size=0"], "train_batch_size=0 is not valid"),

@@ -261,7 +261,7 @@ def test_gradients_reach_only_the_embedding_rows_a_step_touched(in_tmp_dir):
     [
         ({"loss": "hinge"}, "loss='hinge' is not valid"),
         ({"sample_alpha": 1.5}, "sample_alpha"),
-        ({"n_sample": -1}, "n_sample"),
+        ({"n_sample": -2}, "n_sample"),
         ({"final_act": "softplus"}, "final_act"),
         ({"layers": [0]}, "layers"),
         ({"embedding": 16}, "constrained_embedding"),

@@ -83,3 +83,25 @@ def user_taste_sessions(n_users, sessions_per_user, n_groups=20, group_size=10, 
     day = np.tile(np.arange(sessions_per_user), n_users)
     timestamps = (day * 86400)[:, None] + np.arange(session_length)[None, :] * 60
     return (np.repeat(users + 1, session_length), items.ravel().astype(np.int64), timestamps.ravel().astype(np.int64))
+
+
+def markov_sessions(n_sessions, n_items=300, n_successors=5, session_length=10, seed=0):
+    """Sessions from a sparse random Markov chain: each item has ``n_successors`` successors with
+    Dirichlet(1) probabilities. The next-item log-probability matrix has high rank (up to
+    ``n_items``): a softmax over a small hidden state cannot express it (the softmax bottleneck),
+    a mixture of softmaxes can come closer.
+
+    Returns (session_ids, item_ids, timestamps) like ``zipf_sessions``; items 1..n_items.
+    """
+    rng = np.random.default_rng(seed)
+    successors = np.stack([rng.choice(n_items, size=n_successors, replace=False) for _ in range(n_items)])
+    probabilities = rng.dirichlet(np.ones(n_successors), size=n_items)
+    cumulative = np.cumsum(probabilities, axis=1)
+    items = np.empty((n_sessions, session_length), dtype=np.int64)
+    items[:, 0] = rng.integers(0, n_items, size=n_sessions)
+    for position in range(1, session_length):  # all sessions step together: one vector draw per position
+        pick = (rng.random(n_sessions)[:, None] > cumulative[items[:, position - 1]]).sum(axis=1)
+        items[:, position] = successors[items[:, position - 1], np.minimum(pick, n_successors - 1)]
+    session_ids = np.repeat(np.arange(1, n_sessions + 1), session_length)
+    timestamps = np.arange(n_sessions * session_length, dtype=np.int64) * 60 + session_ids * 86400
+    return session_ids, items.ravel() + 1, timestamps

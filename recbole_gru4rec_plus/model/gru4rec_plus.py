@@ -16,10 +16,11 @@ from torch import nn
 from ..data.dataset import SessionParallelDataset
 from ..errors import PluginError
 from .. import options
-from ..loss import LOSS_NAMES, build_loss
+from ..loss import LOSS_NAMES, build_loss, mixture_cross_entropy
 from ..sampler import PopularitySampler
 from .layers import (
     GRULayer,
+    MixtureHeads,
     OneHotGRULayer,
     gather_distinct_rows,
     init_uniform_,
@@ -56,7 +57,9 @@ class GRU4RecPlus(SequentialRecommender):
         "constrained_embedding": options.boolean(),
         "dropout_p_embed": options.number(low=0, high=1, high_open=True, example=0.2),
         "dropout_p_hidden": options.number(low=0, high=1, high_open=True, example=0.2),
-        "n_sample": options.integer(low=0, example=2048),
+        "n_sample": options.integer(low=-1, example=2048),
+        "head": options.choice("softmax", "mos"),
+        "mos_heads": options.integer(low=1, example=4),
         "sample_alpha": options.number(low=0, high=1, example=0.5),
         "sample_cache_size": options.integer(low=1, example=1024),
         "momentum": options.number(low=0, high=1, high_open=True, example=0.1),
@@ -74,6 +77,11 @@ class GRU4RecPlus(SequentialRecommender):
              "n_sample: 0 leaves the other slots' targets as the only negatives: set train_batch_size >= 2"),
             (not config["logq"] or str(config["loss"]).strip().lower() == "cross-entropy",
              "logq (log-Q correction) applies to loss: cross-entropy only; set logq: 0 for other losses"),
+            (not (config["logq"] and config["n_sample"] == -1),
+             "logq corrects for sampled negatives, and n_sample: -1 (every item a negative) samples none: set logq: 0"),
+            (config["head"] != "mos" or str(config["loss"]).strip().lower() == "cross-entropy",
+             f"head: mos is a mixture of softmaxes, trained with loss: cross-entropy (not {config['loss']}): "
+             f"set loss: cross-entropy, or head: softmax for the ranking losses"),
         ]
         for holds, message in rules:
             if not holds:
@@ -95,8 +103,9 @@ class GRU4RecPlus(SequentialRecommender):
         self.final_activation = parse_final_activation(self.final_act)
 
         supports = np.bincount(dataset.inter_feat[self.ITEM_ID].numpy(), minlength=self.n_items)
+        self.full_softmax = config["n_sample"] == -1  # every item a negative of every row (no sampling)
         self.sampler = PopularitySampler(
-            supports, config["sample_alpha"], config["n_sample"], config["sample_cache_size"], seed=config["seed"]
+            supports, config["sample_alpha"], max(config["n_sample"], 0), config["sample_cache_size"], seed=config["seed"]
         )
         self._register_log_q(supports, float(config["sample_alpha"]))
 
@@ -116,6 +125,8 @@ class GRU4RecPlus(SequentialRecommender):
             self.one_hot_layer = OneHotGRULayer(self.n_items, self.layer_sizes[0])
             input_size, gru_sizes = self.layer_sizes[0], self.layer_sizes[1:]
         self.gru_layers = nn.ModuleList(GRULayer(size_in, size) for size_in, size in zip([input_size, *gru_sizes], gru_sizes))
+        # the output head: one softmax, or a Mixture of Softmaxes (mos_heads: 1 is the plain head exactly)
+        self.mixture = MixtureHeads(hidden_size, config["mos_heads"]) if config["head"] == "mos" and config["mos_heads"] > 1 else None
         self.embed_dropout = nn.Dropout(config["dropout_p_embed"])
         self.hidden_dropout = nn.Dropout(config[self.HIDDEN_DROPOUT_KEY])
         self._session_state = None
@@ -235,31 +246,57 @@ class GRU4RecPlus(SequentialRecommender):
         Each distinct item of the step (its targets and samples, and with constrained_embedding
         its inputs) is looked up and scored once, and the loss counts it as often as it is a
         negative: the loss of REFERENCE §2-§3 over all rows' targets and the n_sample samples,
-        with fewer columns to score, and embedding gradients with one row per item. The step
-        loss is the rows' sum divided by B, the full number of slots, as in the original.
+        with fewer columns to score, and embedding gradients with one row per item. With
+        ``n_sample: -1`` every item is scored, once, and is a negative of every row but its own.
+        The step loss is the rows' sum divided by B, the full number of slots, as in the original.
         """
         n_rows = len(batch.targets)
-        samples = self.sampler.sample().to(batch.targets.device)
         shared = self.constrained_embedding
-        looked_up = (batch.targets, samples, batch.inputs) if shared else (batch.targets, samples)
-        items, slots = torch.unique(torch.cat(looked_up), return_inverse=True)
-        n_scored = n_rows + len(samples)
+        if self.full_softmax:
+            items = torch.arange(self.n_items, device=batch.targets.device)
+            slots = torch.cat((batch.targets, batch.inputs)) if shared else batch.targets  # an item's slot is its id
+            n_scored = n_rows
+        else:
+            samples = self.sampler.sample().to(batch.targets.device)
+            looked_up = (batch.targets, samples, batch.inputs) if shared else (batch.targets, samples)
+            items, slots = torch.unique(torch.cat(looked_up), return_inverse=True)
+            n_scored = n_rows + len(samples)
         scored = None
         if shared:
             rows, embedded = gather_distinct_rows(self.item_embedding.weight, items, slots[n_scored:])
-            # an item that is only an input is scored too (weight 0), but its bias is not touched
-            scored = torch.zeros(len(items), dtype=torch.bool, device=items.device).index_fill_(0, slots[:n_scored], True)
+            if not self.full_softmax:  # an item that is only an input is scored too (weight 0), but its bias is not touched
+                scored = torch.zeros(len(items), dtype=torch.bool, device=items.device).index_fill_(0, slots[:n_scored], True)
         else:
             rows, embedded = gather_distinct_rows(self.item_embedding.weight, items), None
         bias = gather_distinct_rows(self.item_bias.weight, items, touched=scored).squeeze(1)
 
-        scores = self._scores(self._train_step(batch, embedded), rows, bias, items, scored)
+        heads, log_prior = self._heads(self._train_step(batch, embedded))
+        scores = self._scores(heads, rows, bias, items, scored)
         if self.logq:
             scores.sub_(self.log_q_correction[items])  # in place: the product's backward does not need it
         scores = self.final_activation(scores)
-        own, weights = self._negative_weights(slots[:n_scored], n_rows, items)
-        loss = self.loss_fct(own, scores, weights)
+        if self.full_softmax:
+            own, weights = batch.targets, self._all_items_weights(batch.targets)
+        else:
+            own, weights = self._negative_weights(slots[:n_scored], n_rows, items)
+        if log_prior is None:
+            loss = self.loss_fct(own, scores, weights)
+        else:
+            loss = mixture_cross_entropy(own, scores.view(n_rows, self.mixture.n_heads, -1), weights, log_prior)
         return loss if n_rows == self.n_slots else loss * (n_rows / self.n_slots)
+
+    def _all_items_weights(self, targets):
+        """``n_sample: -1``: every item once a negative of every row, but the row's own target and the padding item 0."""
+        weights = torch.ones(len(targets), self.n_items, dtype=self.item_embedding.weight.dtype, device=targets.device)
+        weights[:, 0] = 0.0
+        weights[torch.arange(len(targets), device=targets.device), targets] = 0.0
+        return weights
+
+    def _heads(self, output):
+        """What the items' scores read, and the log mixture weights (None for the plain softmax head)."""
+        if self.mixture is None:
+            return output, None
+        return self.mixture(output)
 
     # ---- prediction (RecBole's evaluator) ----
 
@@ -289,9 +326,34 @@ class GRU4RecPlus(SequentialRecommender):
     def _all_scores(self, output):
         return torch.addmm(self.item_bias.weight.squeeze(1), output, self.item_embedding.weight.t())
 
+    def _mixture_log_probs(self, output, rows_per_chunk=None):
+        """log p(item) of every item under the Mixture of Softmaxes (item 0, padding, excluded),
+        in chunks of rows that bound the (rows, K, items) scores to ~16M values."""
+        n_heads = self.mixture.n_heads
+        rows_per_chunk = rows_per_chunk or max(1, (1 << 24) // (n_heads * self.n_items))
+        n_rows = len(output[0] if isinstance(output, tuple) else output)
+        parts = []
+        for start in range(0, n_rows, rows_per_chunk):
+            part = _rows(output, slice(start, start + rows_per_chunk))
+            heads, log_prior = self._heads(part)
+            scores = self.final_activation(self._all_scores(heads)).view(len(log_prior), n_heads, self.n_items)
+            scores[:, :, 0] = float("-inf")
+            parts.append(torch.logsumexp(log_prior.unsqueeze(2) + torch.log_softmax(scores, dim=2), dim=1))
+        return torch.cat(parts)
+
     def predict(self, interaction):
-        return self._row_scores(self._encode(interaction), interaction[self.ITEM_ID])
+        output, items = self._encode(interaction), interaction[self.ITEM_ID]
+        if self.mixture is not None:
+            return self._mixture_log_probs(output).gather(1, items.unsqueeze(1)).squeeze(1)
+        return self._row_scores(output, items)
 
     def full_sort_predict(self, interaction):
-        """Scores of all items (linear: the final activation is monotone and would only add ties)."""
-        return self._all_scores(self._encode(interaction))
+        """Scores of all items: linear for the softmax head (the final activation is monotone and
+        would only add ties), the mixture's log-probabilities for head: mos."""
+        output = self._encode(interaction)
+        return self._all_scores(output) if self.mixture is None else self._mixture_log_probs(output)
+
+
+def _rows(output, rows):
+    """Rows ``rows`` of a model output: a tensor, or a tuple of them (HRNN's)."""
+    return tuple(part[rows] for part in output) if isinstance(output, tuple) else output[rows]

@@ -92,6 +92,12 @@ class HRNN(GRU4RecPlus):
         self._carry(batch, states)
         return self._output(states)
 
+    def _heads(self, output):
+        if self.mixture is None:
+            return output, None
+        heads, log_prior = self.mixture(output[0])  # the heads read the session state; the user term joins each
+        return (heads, output[1].repeat_interleave(self.mixture.n_heads, dim=0)), log_prior
+
     def _scores(self, output, rows, bias, items, scored):
         session, user = output
         scores = torch.addmm(bias, session, rows.t())

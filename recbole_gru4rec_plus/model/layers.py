@@ -126,6 +126,26 @@ class OneHotGRULayer(nn.Module):
         return candidate + update * (hidden - candidate)
 
 
+class MixtureHeads(nn.Module):
+    """The Mixture of Softmaxes' heads (Yang et al., ICLR 2018; REFERENCE §7): for a state h, K
+    head states g_k = tanh(P_k h) and the log mixture weights log softmax(W_pi h). The heads
+    share the output item vectors and biases; the caller scores each g_k as it scores h."""
+
+    def __init__(self, hidden_size, n_heads):
+        super().__init__()
+        self.n_heads = n_heads
+        self.projection = nn.Linear(hidden_size, n_heads * hidden_size, bias=False)  # P_1 .. P_K stacked
+        for head in self.projection.weight.split(hidden_size, dim=0):
+            init_uniform_(head, hidden_size, hidden_size)
+        self.prior = nn.Linear(hidden_size, n_heads, bias=False)
+        init_uniform_(self.prior.weight, hidden_size, n_heads)
+
+    def forward(self, hidden):
+        """(head states, rows * K × H: row r's heads at r*K .. r*K + K-1; log pi, rows × K)."""
+        heads = torch.tanh(self.projection(hidden)).reshape(len(hidden) * self.n_heads, -1)
+        return heads, F.log_softmax(self.prior(hidden), dim=1)
+
+
 def parse_final_activation(name):
     """'linear', 'relu', 'tanh', 'leaky-<slope>', 'elu-<alpha>' -> a function on score matrices.
 

@@ -1,0 +1,145 @@
+"""The Mixture-of-Softmaxes head: cost per training step and per full-sort prediction for
+K = 1, 2, 4, 8 heads, and accuracy of K = 1 vs K = 4, one thread, ratios within one run.
+
+    python bench/bench_mos.py                           # both parts
+    python bench/bench_mos.py --part speed --events 100000 --rounds 2
+    python bench/bench_mos.py --part accuracy --epochs 10
+
+speed: GRU4RecPlus with cross-entropy on synthetic Zipf sessions (~5k items), layers [64],
+batch 64, sampled (n_sample 2048) and full-softmax (n_sample -1) training; ms per training step
+(one epoch, the fastest of ``--rounds``) and ms per 1,000 full-sort predictions (all items
+ranked, the validation rows), each against K = 1 (the plain head) in the same run.
+
+accuracy: R@20 and MRR@20 (RecBole's leave-one-out split, final model) with full-softmax
+cross-entropy, K = 1 vs K = 4, on the real ml-latest-small ratings (layers [64]) and on a
+synthetic next-item task of high rank (``markov_sessions``: each item has 5 random successors)
+with a small and a large hidden size.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+from report import publish  # noqa: E402
+
+QUIET = {"show_progress": False, "state": "WARNING", "loss": "cross-entropy"}
+LOAD = {"load_col": {"inter": ["user_id", "item_id", "timestamp"]}}
+
+
+def _head(heads):
+    return {"head": "softmax"} if heads == 1 else {"head": "mos", "mos_heads": heads}
+
+
+def speed(args, folder):
+    import torch
+    from recbole.utils import init_logger, init_seed
+
+    from recbole_gru4rec_plus.config import PluginConfig
+    from recbole_gru4rec_plus.data.synthetic import write_atomic_inter, zipf_sessions
+    from recbole_gru4rec_plus.quick_start import create_dataset, data_preparation
+    from recbole_gru4rec_plus.trainer import get_trainer_class
+
+    write_atomic_inter(folder, "zipf", *zipf_sessions(args.events, args.events // 16, 5_000))
+    lines = [f"{args.events:,} synthetic events (~5k items), GRU4RecPlus, cross-entropy, layers [64], batch 64, "
+             f"{args.threads} thread(s), best of {args.rounds} round(s), {time.strftime('%Y-%m-%d %H:%M')}", "",
+             "| training | heads K | ms / step | vs K = 1 | ms / 1k full-sort rows | vs K = 1 |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for title, n_sample in (("sampled, n_sample 2048", 2048), ("full softmax, n_sample -1", -1)):
+        built = []
+        for heads in args.heads:
+            config = PluginConfig("GRU4RecPlus", "zipf", None, {**QUIET, **LOAD, **_head(heads), "data_path": folder,
+                                                                "n_sample": n_sample, "layers": [64], "train_batch_size": 64})
+            init_seed(config["seed"], True)
+            init_logger(config)
+            train_data, valid_data, _ = data_preparation(config, create_dataset(config))
+            model = config.model_class(config, train_data.dataset)
+            built.append((heads, train_data, valid_data, model, get_trainer_class(config.model_class)(config, model)))
+        torch.set_num_threads(args.threads)
+        step, predict = {}, {}
+        for _ in range(args.rounds):  # alternate: every K sees the same machine load
+            for heads, train_data, valid_data, model, trainer in built:
+                start = time.perf_counter()
+                trainer._train_epoch(train_data, 0)
+                step[heads] = min(step.get(heads, float("inf")), (time.perf_counter() - start) / len(train_data))
+                model.eval()
+                rows, start = 0, time.perf_counter()
+                with torch.no_grad():
+                    for interaction, *_ in valid_data:
+                        model.full_sort_predict(interaction)
+                        rows += len(interaction)
+                predict[heads] = min(predict.get(heads, float("inf")), (time.perf_counter() - start) / rows)
+        for heads, *_ in built:
+            lines.append(f"| {title} | {heads} | {1e3 * step[heads]:.2f} | {step[heads] / step[1]:.2f}x "
+                         f"| {1e6 * predict[heads]:.1f} | {predict[heads] / predict[1]:.2f}x |")
+            print(lines[-1], flush=True)
+    publish("mos_speed", "\n".join(lines))
+
+
+def _markov_data(folder):
+    from recbole_gru4rec_plus.data.synthetic import markov_sessions, write_atomic_inter
+
+    write_atomic_inter(folder, "markov", *markov_sessions(4000, n_items=300, n_successors=5, session_length=10))
+    return "markov", {"data_path": folder, **LOAD}
+
+
+def _ml_latest_small(folder):
+    shutil.copytree(os.path.join(ROOT, "tests", "data", "ml-latest-small"), os.path.join(folder, "ml-latest-small"))
+    return "ml-latest-small", {"data_path": folder}
+
+
+def accuracy(args, folder):
+    from recbole_gru4rec_plus.quick_start import run
+
+    markov = _markov_data(folder)
+    cases = [("ml-latest-small (real)", _ml_latest_small(folder), [64]),
+             ("synthetic Markov, 300 items x 5 successors", markov, [8]),
+             ("synthetic Markov, 300 items x 5 successors", markov, [64])]
+    lines = [f"leave-one-out, full-softmax cross-entropy (n_sample -1), batch 64, {args.epochs} epochs, final model, "
+             f"{args.threads} thread(s), {time.strftime('%Y-%m-%d %H:%M')}", "",
+             "| data | layers | heads K | R@20 | MRR@20 | R@20 vs K = 1 | MRR@20 vs K = 1 | train s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for title, (dataset, options), layers in cases:
+        base = None
+        for heads in (1, 4):
+            config = {**QUIET, **options, **_head(heads), "n_sample": -1, "layers": layers, "train_batch_size": 64,
+                      "epochs": args.epochs, "threads": args.threads, "topk": [20], "valid_metric": "MRR@20"}
+            start = time.perf_counter()
+            result = run("GRU4RecPlus", dataset, None, config, saved=False)["test_result"]
+            seconds = time.perf_counter() - start
+            base = base or result
+            lines.append(f"| {title} | {layers} | {heads} | {result['recall@20']:.4f} | {result['mrr@20']:.4f} "
+                         f"| {result['recall@20'] / base['recall@20'] - 1:+.1%} | {result['mrr@20'] / base['mrr@20'] - 1:+.1%} "
+                         f"| {seconds:.0f} |")
+            print(lines[-1], flush=True)
+    publish("mos_accuracy", "\n".join(lines))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=["speed", "accuracy", "all"], default="all")
+    parser.add_argument("--events", type=int, default=100_000, help="synthetic events for the speed part")
+    parser.add_argument("--heads", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as folder:
+        os.chdir(folder)  # RecBole writes log/ and saved/ into the working directory
+        if args.part in ("speed", "all"):
+            speed(args, folder)
+        if args.part in ("accuracy", "all"):
+            accuracy(args, folder)
+
+
+if __name__ == "__main__":
+    main()
