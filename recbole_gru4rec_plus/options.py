@@ -116,6 +116,8 @@ PLUGIN_OPTIONS = {
     "SESSION_ID_FIELD": text(optional=True),
     "drop_duplicate_rows": boolean(),
     "log_dir": text(optional=True),
+    "breakdown": choice("popularity", optional=True),
+    "breakdown_bins": integer(low=1, example=5),
 }
 
 # RecBole reads these without declaring them in its argument lists or YAML defaults

@@ -17,6 +17,7 @@ from recbole.data import data_preparation as recbole_data_preparation
 from recbole.data.utils import create_samplers, get_dataloader
 from recbole.utils import ModelType, init_seed, set_color
 
+from .breakdown import breakdown_table, item_events, popularity_breakdown, training_supports
 from .config import PluginConfig, read_value
 from .data.dataset import ExactTimesMixin, SessionParallelDataset
 from .data.movielens import prepare_movielens
@@ -152,6 +153,7 @@ def run_config(config, saved=True, resume=None, dataset=None, per_target=None, c
         logger.warning(f"option {key} is read by {shown}, not by {config['model']}: it has no effect here")
 
     dataset = dataset if dataset is not None else create_dataset(config)
+    events = item_events(dataset) if config["breakdown"] else None  # before RecBole's prefix rows replace them
     train_data, valid_data, test_data = data_preparation(config, dataset)
     check_prepared_data(config, dataset, train_data)
     log.open_file()  # the run has passed its checks: from here on it has its own log file
@@ -172,10 +174,15 @@ def run_config(config, saved=True, resume=None, dataset=None, per_target=None, c
     except KeyboardInterrupt:
         last = trainer.last_checkpoint_file if saved and trainer.last_saved_epoch is not None else None
         raise RunInterrupted(last, trainer.last_saved_epoch) from None
-    test = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"], per_target=per_target)
-    test_result, targets = test if per_target else (test, None)
+    cutoff = per_target or (_ranking_cutoff(config) if config["breakdown"] else None)
+    test = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"], per_target=cutoff)
+    test_result, targets = test if cutoff else (test, None)
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
+    breakdown = None
+    if config["breakdown"]:
+        breakdown = popularity_breakdown(targets, training_supports(events, valid_data, test_data), config["breakdown_bins"])
+        logger.info(set_color("test by target popularity", "yellow") + "\n" + breakdown_table(breakdown))
     return {
         "best_valid_score": best_valid_score,
         "valid_score_bigger": config["valid_metric_bigger"],
@@ -190,7 +197,14 @@ def run_config(config, saved=True, resume=None, dataset=None, per_target=None, c
         "epochs_trained": len(trainer.epoch_seconds),
         "train_seconds": sum(trainer.epoch_seconds),
         "per_target": targets,
+        "breakdown": breakdown,
     }
+
+
+def _ranking_cutoff(config):
+    """The cutoff of the validation metric (MRR@20 -> 20), else the largest of topk."""
+    metric = str(config["valid_metric"])
+    return int(metric.split("@")[1]) if "@" in metric else max(config["topk"])
 
 
 def load_data_and_model(model_file):

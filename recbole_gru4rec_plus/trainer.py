@@ -32,13 +32,18 @@ class PerTargetRanks:
     """Each evaluated target's reciprocal rank and hit at ``k``, keyed by 'user|item|occurrence'
     tokens (the same keys for every model of a dataset). A target's rank is 1 + the items scored
     higher + half the others scored the same (RecBole's top-k breaks ties in whatever order
-    torch.topk returns; without ties the two agree)."""
+    torch.topk returns; without ties the two agree). ``evaluator_rank`` is the target's place in
+    the evaluator's own top-max(topk) list (0: not in it), so that means over targets equal
+    RecBole's metrics exactly, ties and all (``breakdown.py`` uses it)."""
 
     def __init__(self, dataset, k):
-        self.dataset, self.k = dataset, k
-        self.keys, self.reciprocal_ranks, self.hits, self._seen = [], [], [], {}
+        self.dataset, self.k, self.list_length = dataset, k, max(dataset.config["topk"])
+        self.keys, self.item_ids, self.reciprocal_ranks, self.hits, self._seen = [], [], [], [], {}
+        self.evaluator_ranks = []
 
     def add(self, scores, interaction, positive_u, positive_i):
+        listed = torch.topk(scores, self.list_length, dim=-1).indices[positive_u] == positive_i.unsqueeze(1)  # as RecBole's collector
+        self.evaluator_ranks += torch.where(listed.any(1), listed.int().argmax(1) + 1, 0).tolist()
         target_scores = scores[positive_u, positive_i].unsqueeze(1)
         rows = scores[positive_u]
         ranks = 1 + (rows > target_scores).sum(1) + 0.5 * ((rows == target_scores).sum(1) - 1)
@@ -46,6 +51,7 @@ class PerTargetRanks:
         within = ranks <= self.k
         self.reciprocal_ranks += torch.where(within, 1.0 / ranks, torch.zeros_like(target_scores)).tolist()
         self.hits += within.int().tolist()
+        self.item_ids += positive_i.tolist()
         users = self.dataset.id2token(self.dataset.uid_field, interaction[self.dataset.uid_field][positive_u].cpu())
         items = self.dataset.id2token(self.dataset.iid_field, positive_i.cpu())
         for user, item in zip(users, items):
@@ -54,7 +60,8 @@ class PerTargetRanks:
             self.keys.append(f"{pair}|{occurrence}")
 
     def as_dict(self):
-        return {"k": self.k, "keys": self.keys, "reciprocal_rank": self.reciprocal_ranks, "hit": self.hits}
+        return {"k": self.k, "keys": self.keys, "item_ids": self.item_ids, "reciprocal_rank": self.reciprocal_ranks,
+                "hit": self.hits, "evaluator_rank": self.evaluator_ranks}
 
 
 def _loader_state(loader):

@@ -44,6 +44,16 @@ def _target_means(records, field):
     return {key: sums[key] / counts[key] for key in sums}
 
 
+def _breakdown_means(records, ranking):
+    """With ``breakdown: popularity`` in the cells: per bin of target popularity, (support range,
+    targets, mean and interval of the ranking metric over the seeds); None without it."""
+    parts = [r.get("breakdown") for r in records]
+    if not all(parts) or any(ranking not in bins[0] for bins in parts):
+        return None
+    return [(tuple(bins[0]["support"]), bins[0]["targets"], mean_and_interval([b[ranking] for b in bins]))
+            for bins in zip(*parts)]
+
+
 def build_board(experiment, records):
     """{dataset: [row, ...]} ranked by the test ranking metric, best first."""
     ranking = experiment.ranking_metric.lower()
@@ -67,6 +77,7 @@ def build_board(experiment, records):
             row["train_seconds"] = float(np.mean([r["train_seconds"] for r in chosen]))
             row["seconds_per_epoch"] = float(np.mean([r["seconds_per_epoch"] for r in chosen]))
             row["best_epoch"] = float(np.mean([r["best_epoch"] or 0 for r in chosen]))
+            row["breakdown"] = _breakdown_means(chosen, ranking)
             rows.append(row)
         ranked = sorted([r for r in rows if r["seeds"]], key=lambda r: -r[experiment.ranking_metric][0])
         if ranked:
@@ -123,7 +134,25 @@ def markdown(experiment, board):
             lines.append(f"| {rank} | {row['label']} | {row['setting']} | {metrics} | {row['train_seconds']:.1f} "
                          f"| {row['seconds_per_epoch']:.2f} | {p} | {row['seeds']} |")
         lines.append("")
+        lines += _breakdown_markdown(experiment, rows)
     return "\n".join(lines)
+
+
+def _breakdown_markdown(experiment, rows):
+    """The ranking metric per bin of target popularity (``breakdown: popularity``), one row per label."""
+    with_bins = [row for row in rows if row["seeds"] and row.get("breakdown")]
+    if not with_bins:
+        return []
+    bins = [(support, targets) for support, targets, _ in with_bins[0]["breakdown"]]
+    lines = [f"{experiment.ranking_metric} by the target item's training support (equal-count bins of test targets):", "",
+             "| model | " + " | ".join(f"{low}-{high} ({n})" for (low, high), n in bins) + " |",
+             "|---|" + "---:|" * len(bins)]
+    for row in with_bins:
+        if [(support, targets) for support, targets, _ in row["breakdown"]] != bins:
+            lines.append(f"| {row['label']} | other targets |" + " |" * (len(bins) - 1))
+            continue
+        lines.append(f"| {row['label']} | " + " | ".join(_cell(value) for _, _, value in row["breakdown"]) + " |")
+    return lines + [""]
 
 
 def csv_text(experiment, board):

@@ -87,6 +87,7 @@ def run_cell(cell, config, key, ranking_cutoff, output_dir, cache, keep_checkpoi
         "train_seconds": result["train_seconds"], "seconds_per_epoch": result["train_seconds"] / epochs,
         "wall_seconds": time.time() - started, "peak_rss_mib": peak_rss_mib(), "run_id": result["run_id"],
         "log_file": os.path.abspath(result["log_file"]), "per_target": result["per_target"],
+        "breakdown": result["breakdown"],
     }
 
 

@@ -1,0 +1,56 @@
+"""breakdown: popularity: test metrics per equal-count bin of the target item's training support."""
+
+import numpy as np
+import pytest
+
+from recbole_gru4rec_plus.breakdown import popularity_breakdown
+from recbole_gru4rec_plus.quick_start import run
+
+from helpers import QUIET
+
+SPLIT = {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full", "group_by": "user"}  # one split for every model
+
+
+def _run(model, **options):
+    config = {**QUIET, "epochs": 1, "breakdown": "popularity", "breakdown_bins": 4, "valid_metric": "MRR@20",
+              "eval_args": SPLIT, "user_inter_num_interval": "[0,60)", **options}
+    return run(model, "ml-100k", None, config, saved=False)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    import os
+
+    os.chdir(tmp_path_factory.mktemp("breakdown"))
+    return {model: _run(model) for model in ("GRU4RecPlus", "Pop", "STAMP")}
+
+
+@pytest.mark.parametrize("model", ["GRU4RecPlus", "Pop", "STAMP"])
+def test_bins_hold_equal_counts_and_their_weighted_mean_is_the_overall_metric(results, model):
+    rows, test = results[model]["breakdown"], results[model]["test_result"]
+    sizes = [row["targets"] for row in rows]
+    assert len(rows) == 4 and max(sizes) - min(sizes) <= 1 and sum(sizes) == len(results[model]["per_target"]["keys"])
+    for metric in ("mrr@20", "recall@20"):
+        weighted = sum(row[metric] * row["targets"] for row in rows) / sum(sizes)
+        assert weighted == pytest.approx(test[metric], abs=1e-4)  # RecBole rounds to 4 decimals
+    lows, highs = zip(*(row["support"] for row in rows))
+    assert list(lows) == sorted(lows) and all(low <= high for low, high in zip(lows, highs))
+    assert all(high <= next_low for high, next_low in zip(highs, lows[1:]))
+
+
+def test_every_model_bins_the_same_targets_alike(results):
+    """GRU4RecPlus (events), STAMP (RecBole's prefix rows) and Pop (a general model): one binning."""
+    bins = {model: [(r["support"], r["targets"]) for r in result["breakdown"]] for model, result in results.items()}
+    assert bins["GRU4RecPlus"] == bins["STAMP"] == bins["Pop"]
+    # Pop ranks by popularity: its hits concentrate on the popular bins
+    pop = results["Pop"]["breakdown"]
+    assert pop[-1]["recall@20"] > pop[0]["recall@20"]
+
+
+def test_ties_in_support_split_by_target_key_and_sizes_differ_by_at_most_one():
+    per_target = {"k": 20, "keys": [f"u{i}|x|0" for i in range(10)], "item_ids": [1] * 6 + [2] * 4,
+                  "evaluator_rank": [1] * 6 + [0] * 3 + [21]}  # 21: listed, but beyond k
+    rows = popularity_breakdown(per_target, np.array([0, 5, 9]), 3)
+    assert [row["targets"] for row in rows] == [4, 3, 3]
+    assert [row["support"] for row in rows] == [(5, 5), (5, 9), (9, 9)]
+    assert [row["mrr@20"] for row in rows] == [1.0, pytest.approx(2 / 3), 0.0]
