@@ -27,7 +27,7 @@ models:
   GRU4RecPlus-xe: {{model: GRU4RecPlus, loss: cross-entropy, n_sample: 16, grid: {{learning_rate: [0.05, 0.2]}}}}
   Pop: {{}}
 seeds: [1, 2]
-settings: {{epochs: 1, threads: 1, eval_args: {SPLIT}}}
+settings: {{epochs: 1, threads: 1, eval_args: {SPLIT}, breakdown: popularity, breakdown_bins: 3}}
 metrics: [MRR@20, Recall@20]
 """
 
@@ -95,6 +95,20 @@ def test_the_board_files_and_the_picture_are_written(tiny_run):
     assert lines[0].startswith("dataset,rank,label") and len(lines) == 4
     png = folder / "out" / "leaderboard.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_the_board_breaks_the_ranking_metric_down_by_target_popularity(tiny_run):
+    folder, _, experiment, board, _, records = tiny_run
+    pop = [r for r in records if r["label"] == "Pop"]
+    assert all(len(r["breakdown"]) == 3 for r in pop)
+    row = next(row for row in board["ml-100k"] if row["label"] == "Pop")
+    for (support, targets, (mean, _)), *bins in zip(row["breakdown"], *(r["breakdown"] for r in pop)):
+        assert mean == pytest.approx(np.mean([b["mrr@20"] for b in bins]))
+        assert all(tuple(b["support"]) == support and b["targets"] == targets for b in bins)
+    text = (folder / "out" / "leaderboard.md").read_text()
+    assert "MRR@20 by the target item's training support" in text
+    low, high = row["breakdown"][0][0]
+    assert f"| {low}-{high} ({row['breakdown'][0][1]}) |" in text and "| Pop | " in text.split("training support")[1]
 
 
 def test_a_second_run_runs_nothing_and_a_changed_option_is_a_new_cell(tiny_run):
@@ -220,6 +234,6 @@ def test_a_bad_experiment_is_one_error_line_before_any_cell_runs(tmp_path, case)
 
 
 def test_the_shipped_experiments_load():
-    for name in ("ml-100k.yaml", "diginetica.yaml"):
+    for name in ("ml-100k.yaml", "ml-100k-quick.yaml", "diginetica.yaml", "ml-25m-mos.yaml"):
         experiment = load_experiment(os.path.join(ROOT, "experiments", name))
         assert experiment.models and experiment.seeds and experiment.metrics

@@ -30,11 +30,12 @@ _NOT_PART_OF_A_CELL = {"run_id", "show_progress", "state", "threads", "checkpoin
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML mappings with a repeated key are an error (PyYAML keeps the last one silently)."""
+    """YAML mappings with a repeated key are an error (PyYAML keeps the last one silently);
+    merge keys (``<<: *anchor``) share options between entries, the entry's own keys winning."""
 
 
 def _mapping_without_duplicates(loader, node):
-    keys = [loader.construct_object(key, deep=True) for key, _ in node.value]
+    keys = [loader.construct_object(key, deep=True) for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge"]
     repeated = sorted({str(key) for key in keys if keys.count(key) > 1})
     if repeated:
         raise PluginError(f"line {node.start_mark.line + 1}: '{repeated[0]}' is given twice in one mapping; "
