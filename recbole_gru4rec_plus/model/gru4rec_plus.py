@@ -336,9 +336,11 @@ class GRU4RecPlus(SequentialRecommender):
         for start in range(0, n_rows, rows_per_chunk):
             part = _rows(output, slice(start, start + rows_per_chunk))
             heads, log_prior = self._heads(part)
-            scores = self.final_activation(self._all_scores(heads)).view(len(log_prior), n_heads, self.n_items)
-            scores[:, :, 0] = float("-inf")
-            parts.append(torch.logsumexp(log_prior.unsqueeze(2) + torch.log_softmax(scores, dim=2), dim=1))
+            scores = self.final_activation(self._all_scores(heads))  # (rows * K, items)
+            scores[:, 0] = float("-inf")
+            # log pi_k + log softmax_k, in place: one (rows * K, items) tensor per chunk
+            scores.sub_((torch.logsumexp(scores, dim=1) - log_prior.reshape(-1)).unsqueeze(1))
+            parts.append(torch.logsumexp(scores.view(len(log_prior), n_heads, self.n_items), dim=1))
         return torch.cat(parts)
 
     def predict(self, interaction):
