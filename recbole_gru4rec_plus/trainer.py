@@ -52,8 +52,10 @@ class PerTargetRanks:
         self.reciprocal_ranks += torch.where(within, 1.0 / ranks, torch.zeros_like(target_scores)).tolist()
         self.hits += within.int().tolist()
         self.item_ids += positive_i.tolist()
-        users = self.dataset.id2token(self.dataset.uid_field, interaction[self.dataset.uid_field][positive_u].cpu())
-        items = self.dataset.id2token(self.dataset.iid_field, positive_i.cpu())
+        # numpy arrays, not tensors: numpy reads a one-element tensor as a scalar index, and a
+        # batch with one target would give one token string, whose characters zip would pair up
+        users = self.dataset.id2token(self.dataset.uid_field, interaction[self.dataset.uid_field][positive_u].cpu().numpy())
+        items = self.dataset.id2token(self.dataset.iid_field, positive_i.cpu().numpy())
         for user, item in zip(users, items):
             pair = f"{user}|{item}"
             occurrence = self._seen[pair] = self._seen.get(pair, -1) + 1

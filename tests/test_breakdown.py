@@ -54,3 +54,27 @@ def test_ties_in_support_split_by_target_key_and_sizes_differ_by_at_most_one():
     assert [row["targets"] for row in rows] == [4, 3, 3]
     assert [row["support"] for row in rows] == [(5, 5), (5, 9), (9, 9)]
     assert [row["mrr@20"] for row in rows] == [1.0, pytest.approx(2 / 3), 0.0]
+
+
+class _Tokens:
+    """The little of a RecBole dataset that PerTargetRanks reads."""
+    uid_field, iid_field, config = "user_id", "item_id", {"topk": [2]}
+    field2id_token = {"user_id": np.array(["[PAD]", "941", "9"]), "item_id": np.array(["[PAD]", "1", "2", "3"])}
+
+    def id2token(self, field, ids):
+        return self.field2id_token[field][ids]
+
+
+def test_a_batch_with_one_target_is_keyed_by_its_whole_user_token():
+    """numpy reads a one-element tensor as a scalar index: the key must still be '941|1|0', not '9|1|0'."""
+    import torch
+
+    from recbole_gru4rec_plus.trainer import PerTargetRanks
+
+    ranks = PerTargetRanks(_Tokens(), k=2)
+    scores = torch.tensor([[-float("inf"), 0.5, 0.9, 0.1]])
+    ranks.add(scores, {"user_id": torch.tensor([1])}, torch.tensor([0]), torch.tensor([1]))
+    ranks.add(scores.repeat(2, 1), {"user_id": torch.tensor([2, 1])}, torch.tensor([0, 1]), torch.tensor([3, 2]))
+    result = ranks.as_dict()
+    assert result["keys"] == ["941|1|0", "9|3|0", "941|2|0"]
+    assert result["reciprocal_rank"] == [0.5, 0.0, 1.0] and result["evaluator_rank"] == [2, 0, 1]
