@@ -16,18 +16,16 @@ synthetic next-item task of high rank (``markov_sessions``: each item has 5 rand
 with a small and a large hidden size.
 """
 
-import argparse
 import os
 import shutil
 import sys
-import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-from report import publish  # noqa: E402
+from report import publish, speed_and_accuracy  # noqa: E402
 
 QUIET = {"show_progress": False, "state": "WARNING", "loss": "cross-entropy"}
 LOAD = {"load_col": {"inter": ["user_id", "item_id", "timestamp"]}}
@@ -121,25 +119,10 @@ def accuracy(args, folder):
     publish("mos_accuracy", "\n".join(lines))
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["speed", "accuracy", "all"], default="all")
+def _arguments(parser):
     parser.add_argument("--events", type=int, default=100_000, help="synthetic events for the speed part")
     parser.add_argument("--heads", type=int, nargs="+", default=[1, 2, 4, 8])
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    import torch
-
-    torch.set_num_threads(args.threads)
-    with tempfile.TemporaryDirectory() as folder:
-        os.chdir(folder)  # RecBole writes log/ and saved/ into the working directory
-        if args.part in ("speed", "all"):
-            speed(args, folder)
-        if args.part in ("accuracy", "all"):
-            accuracy(args, folder)
 
 
 if __name__ == "__main__":
-    main()
+    speed_and_accuracy(__doc__.splitlines()[0], speed, accuracy, _arguments)

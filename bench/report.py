@@ -11,3 +11,29 @@ def publish(name, text):
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, f"{name}.md"), "w") as f:
         f.write(text + "\n")
+
+
+def speed_and_accuracy(description, speed, accuracy, add_arguments=None):
+    """The command line of a two-part benchmark (``--part speed|accuracy|all``, ``--rounds``,
+    ``--epochs``, ``--threads`` and what ``add_arguments(parser)`` adds), then its parts, run in
+    a temporary folder (RecBole writes log/ and saved/ into the working directory)."""
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--part", choices=["speed", "accuracy", "all"], default="all")
+    parser.add_argument("--rounds", type=int, default=2, help="speed: runs per configuration, the fastest counts")
+    parser.add_argument("--epochs", type=int, default=10, help="accuracy: training epochs")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    if add_arguments:
+        add_arguments(parser)
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as folder:
+        os.chdir(folder)
+        if args.part in ("speed", "all"):
+            speed(args, folder)
+        if args.part in ("accuracy", "all"):
+            accuracy(args, folder)
