@@ -24,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-from report import publish, speed_and_accuracy  # noqa: E402
+from report import accuracy_row, publish, speed_and_accuracy  # noqa: E402
 
 MODELS = [("GRU4RecPlus", {}), ("HRNN", {"hrnn_mode": "init"}), ("HRNN", {"hrnn_mode": "all"})]
 LOAD = {"load_col": {"inter": ["user_id", "item_id", "timestamp"]}, "session_gap": 3600,
@@ -121,9 +121,7 @@ def accuracy(args, folder):
             result = run(model, name, [config_file], config, saved=False)["test_result"]
             seconds = time.perf_counter() - start
             base = base or result
-            lines.append(f"| {title} | {_label(model, options)} | {result['recall@20']:.4f} | {result['mrr@20']:.4f} | "
-                         f"{result['recall@20'] / base['recall@20'] - 1:+.1%} | {result['mrr@20'] / base['mrr@20'] - 1:+.1%} "
-                         f"| {seconds:.0f} |")
+            lines.append(accuracy_row((title, _label(model, options)), result, base, seconds))
             print(lines[-1], flush=True)
     publish("hrnn_accuracy", "\n".join(lines))
 

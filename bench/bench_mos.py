@@ -25,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-from report import publish, speed_and_accuracy  # noqa: E402
+from report import accuracy_row, publish, speed_and_accuracy  # noqa: E402
 
 QUIET = {"show_progress": False, "state": "WARNING", "loss": "cross-entropy"}
 LOAD = {"load_col": {"inter": ["user_id", "item_id", "timestamp"]}}
@@ -112,9 +112,7 @@ def accuracy(args, folder):
             result = run("GRU4RecPlus", dataset, None, config, saved=False)["test_result"]
             seconds = time.perf_counter() - start
             base = base or result
-            lines.append(f"| {title} | {layers} | {heads} | {result['recall@20']:.4f} | {result['mrr@20']:.4f} "
-                         f"| {result['recall@20'] / base['recall@20'] - 1:+.1%} | {result['mrr@20'] / base['mrr@20'] - 1:+.1%} "
-                         f"| {seconds:.0f} |")
+            lines.append(accuracy_row((title, layers, heads), result, base, seconds))
             print(lines[-1], flush=True)
     publish("mos_accuracy", "\n".join(lines))
 

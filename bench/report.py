@@ -37,3 +37,10 @@ def speed_and_accuracy(description, speed, accuracy, add_arguments=None):
             speed(args, folder)
         if args.part in ("accuracy", "all"):
             accuracy(args, folder)
+
+
+def accuracy_row(labels, result, base, seconds, cutoff=20):
+    """A table row: the labels, R@k and MRR@k of ``result``, each relative to ``base``, and the seconds."""
+    recall, mrr = result[f"recall@{cutoff}"], result[f"mrr@{cutoff}"]
+    return ("| " + " | ".join(map(str, labels)) + f" | {recall:.4f} | {mrr:.4f} | {recall / base[f'recall@{cutoff}'] - 1:+.1%} "
+            f"| {mrr / base[f'mrr@{cutoff}'] - 1:+.1%} | {seconds:.0f} |")
