@@ -12,6 +12,7 @@ from recbole.model.abstract_recommender import AbstractRecommender
 from recbole.utils import get_model as recbole_get_model
 
 from ..errors import PluginError
+from .builtin_fixes import BUILTIN_FIXES
 from .gru4rec_plus import GRU4RecPlus
 from .hrnn import HRNN
 
@@ -49,9 +50,12 @@ def recbole_model_names():
 
 
 def get_model_class(name):
-    """The model class called ``name``: a plugin model, else a RecBole built-in."""
+    """The model class called ``name``: a plugin model, else a RecBole built-in (fixed where
+    ``builtin_fixes`` says so)."""
     if name in PLUGIN_MODELS:
         return PLUGIN_MODELS[name]
+    if name in BUILTIN_FIXES:  # a RecBole model with a bug, fixed in a subclass of the same name
+        return BUILTIN_FIXES[name]
     try:
         return recbole_get_model(name)
     except (ValueError, AttributeError, ImportError):  # RecBole imports exlib_recommender while searching, which needs lightgbm

@@ -1,0 +1,29 @@
+"""RecBole built-in models fixed in subclasses of the same name (model/builtin_fixes.py)."""
+
+import torch
+
+from recbole_gru4rec_plus.model import get_model_class
+from recbole_gru4rec_plus.model.builtin_fixes import Pop
+
+from helpers import prepare
+
+SPLIT = {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full", "group_by": "user"}
+
+
+def _trained_pop(**options):
+    config, train_data, *_, model = prepare("Pop", eval_args=SPLIT, epochs=1, **options)
+    for batch in train_data:
+        model.calculate_loss(batch)
+    return train_data, model
+
+
+def test_pop_counts_each_training_interaction_once_whatever_the_batches_and_seed(in_tmp_dir):
+    assert get_model_class("Pop") is Pop
+    counts = []
+    for options in ({"seed": 1}, {"seed": 2}, {"seed": 1, "train_batch_size": 64}):
+        train_data, model = _trained_pop(**options)
+        items = train_data.dataset.inter_feat["item_id"]
+        expected = torch.bincount(items, minlength=model.n_items).unsqueeze(1)
+        assert torch.equal(model.item_cnt, expected), options  # RecBole's Pop: once per batch, negatives too
+        counts.append(model.item_cnt)
+    assert all(torch.equal(counts[0], c) for c in counts[1:])
