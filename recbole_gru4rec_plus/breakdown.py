@@ -3,12 +3,11 @@
 A target's popularity is its item's support in the training part: the item's events in the
 dataset as loaded (before RecBole's sequential datasets turn them into prefix rows), less its
 validation and test targets, so every model of a dataset bins the same targets the same way. The
-test targets,
-ordered by that support (then by their user, item and occurrence keys, so ties split the same way
+test targets, ordered by that support (then by their user, item and occurrence keys, so ties split the same way
 for every model), are cut into ``breakdown_bins`` bins of equal count (sizes differ by at most
-one); each bin reports its support range, its number of targets, MRR@k and Recall@k, computed from
-each target's place in the evaluator's own top-k list (``trainer.PerTargetRanks``), so the bins'
-mean weighted by their sizes is RecBole's overall metric, ties and all.
+one); each bin reports its support range, its number of targets, MRR@k and Recall@k, the means of
+the per-target values of ``trainer.PerTargetRanks`` (read off the evaluator's own top-k lists), so
+the bins' mean weighted by their sizes is RecBole's overall metric, ties and all.
 """
 
 import numpy as np
@@ -35,9 +34,7 @@ def popularity_breakdown(per_target, supports, bins):
     """Rows (support range, targets, MRR@k, Recall@k) per equal-count bin of the targets' support."""
     support = supports[np.asarray(per_target["item_ids"], dtype=np.int64)]
     order = np.lexsort((np.asarray(per_target["keys"]), support))
-    k, rank = per_target["k"], np.asarray(per_target["evaluator_rank"], dtype=np.float64)
-    hit = (rank > 0) & (rank <= k)
-    reciprocal_rank = np.where(hit, 1.0 / np.maximum(rank, 1), 0.0)
+    k, reciprocal_rank, hit = per_target["k"], np.asarray(per_target["reciprocal_rank"]), np.asarray(per_target["hit"])
     rows = []
     for part in np.array_split(order, min(bins, len(order))):
         rows.append({"support": (int(support[part].min()), int(support[part].max())), "targets": len(part),

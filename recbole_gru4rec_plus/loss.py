@@ -344,13 +344,13 @@ def mixture_cross_entropy(own, head_scores, weight, log_prior, epsilon=ORIGINAL_
     """
     epsilon = _checked_epsilon(epsilon)
     rows = torch.arange(len(own), device=own.device)
-    total = torch.ones_like(head_scores[:, 0]) if weight is None else weight.clone()
-    if weight is None:
-        total[rows, own] = 0.0
-    total[rows, own] += 1.0  # the own column once, besides its count as a negative (0 unless it is sampled too)
-    log_total = torch.log(total).unsqueeze(1)  # -inf where a column is not in the row's softmax
-    own_scores = head_scores[rows, :, own]  # (rows, K)
-    log_p_own = own_scores - torch.logsumexp(head_scores + log_total, dim=2)
+    if weight is None:  # every column once: the own one as the positive, the others as negatives
+        normaliser = torch.logsumexp(head_scores, dim=2)
+    else:
+        total = weight.clone()
+        total[rows, own] += 1.0  # the own column once, besides its count as a negative (0 unless it is sampled too)
+        normaliser = torch.logsumexp(head_scores + torch.log(total).unsqueeze(1), dim=2)  # log 0: not in the softmax
+    log_p_own = head_scores[rows, :, own] - normaliser  # (rows, K)
     log_p = torch.logsumexp(log_prior + log_p_own, dim=1)
     if epsilon:
         log_p = torch.logaddexp(log_p, torch.full_like(log_p, math.log(epsilon)))

@@ -30,26 +30,20 @@ def load_checkpoint(path, device="cpu"):
 
 class PerTargetRanks:
     """Each evaluated target's reciprocal rank and hit at ``k``, keyed by 'user|item|occurrence'
-    tokens (the same keys for every model of a dataset). A target's rank is 1 + the items scored
-    higher + half the others scored the same (RecBole's top-k breaks ties in whatever order
-    torch.topk returns; without ties the two agree). ``evaluator_rank`` is the target's place in
-    the evaluator's own top-max(topk) list (0: not in it), so that means over targets equal
-    RecBole's metrics exactly, ties and all (``breakdown.py`` uses it)."""
+    tokens (the same keys for every model of a dataset). The rank is the target's place in the
+    evaluator's own top-max(topk) list (torch.topk of the same scores, as RecBole's collector
+    takes it), so that means over targets are RecBole's metrics exactly, ties and all: the paired
+    tests and the popularity breakdown read the numbers the board reports."""
 
     def __init__(self, dataset, k):
         self.dataset, self.k, self.list_length = dataset, k, max(dataset.config["topk"])
         self.keys, self.item_ids, self.reciprocal_ranks, self.hits, self._seen = [], [], [], [], {}
-        self.evaluator_ranks = []
 
     def add(self, scores, interaction, positive_u, positive_i):
-        listed = torch.topk(scores, self.list_length, dim=-1).indices[positive_u] == positive_i.unsqueeze(1)  # as RecBole's collector
-        self.evaluator_ranks += torch.where(listed.any(1), listed.int().argmax(1) + 1, 0).tolist()
-        target_scores = scores[positive_u, positive_i].unsqueeze(1)
-        rows = scores[positive_u]
-        ranks = 1 + (rows > target_scores).sum(1) + 0.5 * ((rows == target_scores).sum(1) - 1)
-        target_scores = target_scores.squeeze(1).to(ranks.dtype)
-        within = ranks <= self.k
-        self.reciprocal_ranks += torch.where(within, 1.0 / ranks, torch.zeros_like(target_scores)).tolist()
+        listed = torch.topk(scores, self.list_length, dim=-1).indices[positive_u] == positive_i.unsqueeze(1)
+        ranks = listed.int().argmax(1) + 1
+        within = listed.any(1) & (ranks <= self.k)
+        self.reciprocal_ranks += torch.where(within, 1.0 / ranks, 0.0).tolist()
         self.hits += within.int().tolist()
         self.item_ids += positive_i.tolist()
         # numpy arrays, not tensors: numpy reads a one-element tensor as a scalar index, and a
@@ -63,7 +57,7 @@ class PerTargetRanks:
 
     def as_dict(self):
         return {"k": self.k, "keys": self.keys, "item_ids": self.item_ids, "reciprocal_rank": self.reciprocal_ranks,
-                "hit": self.hits, "evaluator_rank": self.evaluator_ranks}
+                "hit": self.hits}
 
 
 def _loader_state(loader):

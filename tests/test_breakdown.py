@@ -49,7 +49,7 @@ def test_every_model_bins_the_same_targets_alike(results):
 
 def test_ties_in_support_split_by_target_key_and_sizes_differ_by_at_most_one():
     per_target = {"k": 20, "keys": [f"u{i}|x|0" for i in range(10)], "item_ids": [1] * 6 + [2] * 4,
-                  "evaluator_rank": [1] * 6 + [0] * 3 + [21]}  # 21: listed, but beyond k
+                  "reciprocal_rank": [1.0] * 6 + [0.0] * 4, "hit": [1] * 6 + [0] * 4}
     rows = popularity_breakdown(per_target, np.array([0, 5, 9]), 3)
     assert [row["targets"] for row in rows] == [4, 3, 3]
     assert [row["support"] for row in rows] == [(5, 5), (5, 9), (9, 9)]
@@ -58,7 +58,7 @@ def test_ties_in_support_split_by_target_key_and_sizes_differ_by_at_most_one():
 
 class _Tokens:
     """The little of a RecBole dataset that PerTargetRanks reads."""
-    uid_field, iid_field, config = "user_id", "item_id", {"topk": [2]}
+    uid_field, iid_field, config = "user_id", "item_id", {"topk": [3]}  # lists of 3, metrics at k = 2
     field2id_token = {"user_id": np.array(["[PAD]", "941", "9"]), "item_id": np.array(["[PAD]", "1", "2", "3"])}
 
     def id2token(self, field, ids):
@@ -77,4 +77,4 @@ def test_a_batch_with_one_target_is_keyed_by_its_whole_user_token():
     ranks.add(scores.repeat(2, 1), {"user_id": torch.tensor([2, 1])}, torch.tensor([0, 1]), torch.tensor([3, 2]))
     result = ranks.as_dict()
     assert result["keys"] == ["941|1|0", "9|3|0", "941|2|0"]
-    assert result["reciprocal_rank"] == [0.5, 0.0, 1.0] and result["evaluator_rank"] == [2, 0, 1]
+    assert result["reciprocal_rank"] == [0.5, 0.0, 1.0] and result["hit"] == [1, 0, 1]

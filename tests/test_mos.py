@@ -88,6 +88,23 @@ def test_one_head_is_the_plain_softmax_head_exactly(in_tmp_dir, options):
         assert torch.equal(plain_grads[name], one_grads[name]), name
 
 
+@pytest.mark.parametrize("options", [{}, {"constrained_embedding": False, "embedding": 0}], ids=["shared", "one-hot"])
+def test_full_softmax_training_of_the_plain_head_is_the_cross_entropy_over_every_item(in_tmp_dir, options):
+    """n_sample: -1 with one softmax: -log(softmax over items 1..n [target] + 1e-24), summed over
+    the rows and divided by the slots, against the GRU written out (test_model's reference)."""
+    model = prepare(**{**MOS, "head": "softmax", "n_sample": -1, **options})[-1]
+    loss, grads = _step(model, samples=torch.tensor([], dtype=torch.long))
+    h = _reference_hidden(model, INPUTS, [torch.zeros(5, size) for size in model.layer_sizes])
+    items = torch.arange(1, model.n_items)
+    p = torch.softmax(h @ model.item_embedding.weight[items].t() + model.item_bias.weight[items, 0], dim=1)
+    expected = -torch.log(p[torch.arange(5), TARGETS - 1] + 1e-24).sum() / model.n_slots
+    expected.backward()
+    torch.testing.assert_close(loss, expected)
+    for name, parameter in model.named_parameters():
+        if parameter.grad is not None:
+            torch.testing.assert_close(grads[name], parameter.grad.to_dense(), msg=name)
+
+
 def test_the_mixture_loss_of_one_head_is_the_plain_cross_entropy():
     generator = torch.Generator().manual_seed(0)
     scores = torch.randn(6, 9, generator=generator, dtype=torch.float64, requires_grad=True)
@@ -133,6 +150,26 @@ def test_full_sort_gives_the_mixtures_log_probabilities_in_any_chunking(in_tmp_d
     torch.testing.assert_close(log_p.exp().sum(1), torch.ones(3))
     torch.testing.assert_close(one_row_chunks, log_p)
     torch.testing.assert_close(picked, log_p.gather(1, interaction["item_id"].unsqueeze(1)).squeeze(1))
+
+
+def test_hrnn_ranks_by_a_mixture_whose_heads_read_the_session_state_and_share_the_user_term(in_tmp_dir):
+    """HRNN's log p(i) = log sum_k pi_k softmax_k(tanh(P_k s) . W + b + u . U)[i], written out."""
+    options = {**MOS, "session_gap": 3600, "train_batch_size": 2, "user_to_output": True, "eval_batch_size": 64}
+    _, _, valid_data, _, model = prepare("HRNN", **options)
+    model.eval()
+    with torch.no_grad():
+        interaction = next(iter(valid_data))[0]
+        session, user = model._encode(interaction)
+        size, mixture = session.shape[1], model.mixture
+        pi = torch.softmax(session @ mixture.prior.weight.t(), dim=1)
+        user_term = user @ model.user_output.weight.t()
+        probability = torch.zeros(len(session), model.n_items)
+        for k in range(mixture.n_heads):
+            g = torch.tanh(session @ mixture.projection.weight[k * size : (k + 1) * size].t())
+            scores = g @ model.item_embedding.weight.t() + model.item_bias.weight[:, 0] + user_term
+            scores[:, 0] = float("-inf")
+            probability += pi[:, k : k + 1] * torch.softmax(scores, dim=1)
+        torch.testing.assert_close(model.full_sort_predict(interaction)[:, 1:], probability[:, 1:].log())
 
 
 def test_hrnn_trains_and_ranks_with_the_mixture_head(in_tmp_dir):

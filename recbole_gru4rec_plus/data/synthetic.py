@@ -87,9 +87,9 @@ def user_taste_sessions(n_users, sessions_per_user, n_groups=20, group_size=10, 
 
 def markov_sessions(n_sessions, n_items=300, n_successors=5, session_length=10, seed=0):
     """Sessions from a sparse random Markov chain: each item has ``n_successors`` successors with
-    Dirichlet(1) probabilities. The next-item log-probability matrix has high rank (up to
-    ``n_items``): a softmax over a small hidden state cannot express it (the softmax bottleneck),
-    a mixture of softmaxes can come closer.
+    Dirichlet(1) probabilities, so the next-item log-probability matrix has high rank (up to
+    ``n_items``), the setting of the softmax bottleneck (bench/bench_mos.py measures whether a
+    mixture of softmaxes helps on it).
 
     Returns (session_ids, item_ids, timestamps) like ``zipf_sessions``; items 1..n_items.
     """

@@ -78,6 +78,11 @@ class Experiment:
     def ranking_metric(self):
         return self.metrics[0]
 
+    @property
+    def ranking_cutoff(self):
+        """k of the ranking metric (MRR@20 -> 20): the cutoff of the per-target values."""
+        return int(self.ranking_metric.split("@")[1])
+
     def cells(self):
         """Every (dataset, label, grid point, seed), in file order."""
         for dataset, dataset_options in self.datasets.items():

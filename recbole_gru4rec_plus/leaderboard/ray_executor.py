@@ -59,7 +59,7 @@ class _CellWorker:
         from .cells import run_cell_safely
 
         config["log_dir"] = os.path.join(self.output_dir, "logs")
-        record = run_cell_safely(cell, config, key, int(experiment.ranking_metric.split("@")[1]), self.output_dir,
+        record = run_cell_safely(cell, config, key, experiment.ranking_cutoff, self.output_dir,
                                  self.cache, keep_checkpoints)
         self.store.save(record)
         return record

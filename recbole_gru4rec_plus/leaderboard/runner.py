@@ -51,16 +51,12 @@ def plan(experiment):
     return planned
 
 
-def _cutoff(experiment):
-    return int(experiment.ranking_metric.split("@")[1])
-
-
 def run_local(experiment, pending, output_dir, keep_checkpoints=False, on_done=None):
     """One cell after another in this process, each dataset built once."""
     store, cache = CellStore(output_dir), DatasetCache()
     for cell, config, key in pending:
         config["log_dir"] = os.path.join(output_dir, "logs")
-        record = run_cell_safely(cell, config, key, _cutoff(experiment), output_dir, cache, keep_checkpoints)
+        record = run_cell_safely(cell, config, key, experiment.ranking_cutoff, output_dir, cache, keep_checkpoints)
         store.save(record)
         if on_done:
             on_done(record)

@@ -104,6 +104,7 @@ class GRU4RecPlus(SequentialRecommender):
 
         supports = np.bincount(dataset.inter_feat[self.ITEM_ID].numpy(), minlength=self.n_items)
         self.full_softmax = config["n_sample"] == -1  # every item a negative of every row (no sampling)
+        self.register_buffer("_every_item", torch.arange(self.n_items), persistent=False)  # the full softmax's columns
         self.sampler = PopularitySampler(
             supports, config["sample_alpha"], max(config["n_sample"], 0), config["sample_cache_size"], seed=config["seed"]
         )
@@ -253,7 +254,7 @@ class GRU4RecPlus(SequentialRecommender):
         n_rows = len(batch.targets)
         shared = self.constrained_embedding
         if self.full_softmax:
-            items = torch.arange(self.n_items, device=batch.targets.device)
+            items = self._every_item
             slots = torch.cat((batch.targets, batch.inputs)) if shared else batch.targets  # an item's slot is its id
             n_scored = n_rows
         else:
