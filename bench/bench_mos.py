@@ -11,9 +11,10 @@ batch 64, sampled (n_sample 2048) and full-softmax (n_sample -1) training; ms pe
 ranked, the validation rows), each against K = 1 (the plain head) in the same run.
 
 accuracy: R@20 and MRR@20 (RecBole's leave-one-out split, final model) with full-softmax
-cross-entropy, K = 1 vs K = 4, on the real ml-latest-small ratings (layers [64]) and on a
-synthetic next-item task of high rank (``markov_sessions``: each item has 5 random successors)
-with a small and a large hidden size.
+cross-entropy, K = 1 vs K = 4, on the real ml-latest-small ratings (layers [64]) and, with a
+small and a large hidden size, on walks of two known Markov chains, where KL(truth ‖ model)
+shows how well each head represents the next-item distribution: a rook's walk (``rook_moves``,
+the softmax bottleneck's "row or column") and a sparse random chain (``random_successors``).
 """
 
 import os
@@ -80,39 +81,68 @@ def speed(args, folder):
     publish("mos_speed", "\n".join(lines))
 
 
-def _markov_data(folder):
-    from recbole_gru4rec_plus.data.synthetic import markov_sessions, write_atomic_inter
-
-    write_atomic_inter(folder, "markov", *markov_sessions(4000, n_items=300, n_successors=5, session_length=10))
-    return "markov", {"data_path": folder, **LOAD}
-
-
 def _ml_latest_small(folder):
     shutil.copytree(os.path.join(ROOT, "tests", "data", "ml-latest-small"), os.path.join(folder, "ml-latest-small"))
     return "ml-latest-small", {"data_path": folder}
 
 
+def _chain_run(folder, name, transitions, options):
+    """Train on walks of a known Markov chain (RecBole's leave-one-out split, final model); the
+    test result with KL(truth ‖ model) of the test rows added as ``kl``."""
+    from recbole.utils import init_logger, init_seed
+
+    from recbole_gru4rec_plus.config import PluginConfig
+    from recbole_gru4rec_plus.data.synthetic import markov_kl, markov_sessions, write_atomic_inter
+    from recbole_gru4rec_plus.quick_start import create_dataset, data_preparation
+    from recbole_gru4rec_plus.trainer import get_trainer_class
+
+    write_atomic_inter(folder, name, *markov_sessions(transitions, 10_000, session_length=10))
+    config = PluginConfig("GRU4RecPlus", name, None, {**options, **LOAD, "data_path": folder})
+    init_seed(config["seed"], True)
+    init_logger(config)
+    train_data, _, test_data = data_preparation(config, create_dataset(config))
+    model = config.model_class(config, train_data.dataset)
+    trainer = get_trainer_class(config.model_class)(config, model)
+    for epoch in range(config["epochs"]):
+        trainer._train_epoch(train_data, epoch)
+    result = dict(trainer.evaluate(test_data, load_best_model=False, show_progress=False))
+    return {**result, "kl": markov_kl(model, test_data, transitions)}
+
+
 def accuracy(args, folder):
+    from recbole_gru4rec_plus.data.synthetic import random_successors, rook_moves
     from recbole_gru4rec_plus.quick_start import run
 
-    markov = _markov_data(folder)
-    cases = [("ml-latest-small (real)", _ml_latest_small(folder), [64]),
-             ("synthetic Markov, 300 items x 5 successors", markov, [8]),
-             ("synthetic Markov, 300 items x 5 successors", markov, [64])]
+    def real(config):
+        return run("GRU4RecPlus", movielens, None, {**config, **movielens_options}, saved=False)["test_result"]
+
+    def chain(name, transitions):
+        return lambda config: _chain_run(folder, name, transitions,
+                                         {**config, "constrained_embedding": False, "learning_rate": 0.2})
+
+    movielens, movielens_options = _ml_latest_small(folder)
+    rook = chain("rook", rook_moves(8))
+    successors = chain("successors", random_successors(300, 5))
+    cases = [("ml-latest-small (real)", [64], real),
+             ("rook's walk, 8 x 8 board (64 items)", [8], rook), ("rook's walk, 8 x 8 board (64 items)", [64], rook),
+             ("sparse random chain, 300 items x 5 successors", [8], successors),
+             ("sparse random chain, 300 items x 5 successors", [64], successors)]
     lines = [f"leave-one-out, full-softmax cross-entropy (n_sample -1), batch 64, {args.epochs} epochs, final model, "
-             f"{args.threads} thread(s), {time.strftime('%Y-%m-%d %H:%M')}", "",
-             "| data | layers | heads K | R@20 | MRR@20 | R@20 vs K = 1 | MRR@20 vs K = 1 | train s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for title, (dataset, options), layers in cases:
+             f"{args.threads} thread(s), {time.strftime('%Y-%m-%d %H:%M')}; synthetic chains: 10,000 walks of 10 "
+             "items, one-hot input, learning rate 0.2, KL(truth ‖ model) on the test rows", "",
+             "| data | layers | heads K | R@20 | MRR@20 | R@20 vs K = 1 | MRR@20 vs K = 1 | train s | KL |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for title, layers, train in cases:
         base = None
         for heads in (1, 4):
-            config = {**QUIET, **options, **_head(heads), "n_sample": -1, "layers": layers, "train_batch_size": 64,
+            config = {**QUIET, **_head(heads), "n_sample": -1, "layers": layers, "train_batch_size": 64,
                       "epochs": args.epochs, "threads": args.threads, "topk": [20], "valid_metric": "MRR@20"}
             start = time.perf_counter()
-            result = run("GRU4RecPlus", dataset, None, config, saved=False)["test_result"]
+            result = train(config)
             seconds = time.perf_counter() - start
             base = base or result
-            lines.append(accuracy_row((title, layers, heads), result, base, seconds))
+            kl = f" {result['kl']:.3f} |" if "kl" in result else " |"
+            lines.append(accuracy_row((title, layers, heads), result, base, seconds) + kl)
             print(lines[-1], flush=True)
     publish("mos_accuracy", "\n".join(lines))
 

@@ -85,23 +85,71 @@ def user_taste_sessions(n_users, sessions_per_user, n_groups=20, group_size=10, 
     return (np.repeat(users + 1, session_length), items.ravel().astype(np.int64), timestamps.ravel().astype(np.int64))
 
 
-def markov_sessions(n_sessions, n_items=300, n_successors=5, session_length=10, seed=0):
-    """Sessions from a sparse random Markov chain: each item has ``n_successors`` successors with
-    Dirichlet(1) probabilities, so the next-item log-probability matrix has high rank (up to
-    ``n_items``), the setting of the softmax bottleneck (bench/bench_mos.py measures whether a
-    mixture of softmaxes helps on it).
+def random_successors(n_items=300, n_successors=5, seed=0):
+    """A sparse random Markov chain (``n_items`` × ``n_items`` row-stochastic matrix): each item has
+    ``n_successors`` random successors with Dirichlet(1) probabilities."""
+    rng = np.random.default_rng(seed)
+    transitions = np.zeros((n_items, n_items))
+    for item in range(n_items):
+        transitions[item, rng.choice(n_items, size=n_successors, replace=False)] = rng.dirichlet(np.ones(n_successors))
+    return transitions
 
-    Returns (session_ids, item_ids, timestamps) like ``zipf_sessions``; items 1..n_items.
+
+def rook_moves(board=8):
+    """A rook's walk on a ``board`` × ``board`` chessboard (items are squares, row-major): the next
+    square is uniform over the 2(board - 1) squares in the current one's row or column.
+
+    The softmax bottleneck in its plainest form: one softmax's logits h·e + b can add a row term
+    and a column term, but giving "this row OR this column, not this square" its probabilities
+    takes many more dimensions; a mixture represents it with two heads of a few dimensions each
+    (one for the row, one for the column)."""
+    squares = np.arange(board * board)
+    rows, columns = squares // board, squares % board
+    moves = (rows[:, None] == rows[None]) | (columns[:, None] == columns[None])
+    np.fill_diagonal(moves, False)
+    return moves / moves.sum(axis=1, keepdims=True)
+
+
+def markov_sessions(transitions, n_sessions, session_length=10, seed=0):
+    """Sessions walking a Markov chain (``transitions[i, j]`` = p(next j | current i)) from a
+    uniform first item, so the truth behind every next-item target is known.
+
+    Returns (session_ids, item_ids, timestamps) like ``zipf_sessions``; item ids are the chain's
+    states + 1.
     """
     rng = np.random.default_rng(seed)
-    successors = np.stack([rng.choice(n_items, size=n_successors, replace=False) for _ in range(n_items)])
-    probabilities = rng.dirichlet(np.ones(n_successors), size=n_items)
-    cumulative = np.cumsum(probabilities, axis=1)
+    n_items = len(transitions)
+    cumulative = np.cumsum(transitions, axis=1)
     items = np.empty((n_sessions, session_length), dtype=np.int64)
     items[:, 0] = rng.integers(0, n_items, size=n_sessions)
     for position in range(1, session_length):  # all sessions step together: one vector draw per position
-        pick = (rng.random(n_sessions)[:, None] > cumulative[items[:, position - 1]]).sum(axis=1)
-        items[:, position] = successors[items[:, position - 1], np.minimum(pick, n_successors - 1)]
+        draw = rng.random(n_sessions)[:, None] * cumulative[:, -1][items[:, position - 1], None]
+        items[:, position] = np.minimum((draw >= cumulative[items[:, position - 1]]).sum(axis=1), n_items - 1)
     session_ids = np.repeat(np.arange(1, n_sessions + 1), session_length)
     timestamps = np.arange(n_sessions * session_length, dtype=np.int64) * 60 + session_ids * 86400
     return session_ids, items.ravel() + 1, timestamps
+
+
+def markov_kl(model, data, transitions):
+    """Mean KL(truth ‖ model) over the rows of a RecBole loader of ``markov_sessions`` data: the
+    truth is the chain's row for the row's last item, the model's distribution its
+    ``full_sort_log_probs``. A likelihood measure of how well the model represents the chain,
+    which ranking metrics do not show when only the probabilities are wrong."""
+    import torch
+
+    tokens = data.dataset.field2id_token[data.dataset.iid_field]
+    state_of = np.array([-1] + [int(token) - 1 for token in tokens[1:]])  # internal item id -> chain state
+    internal_ids = np.argsort(state_of[1:]) + 1  # the internal id of chain states 0, 1, ...
+    truth_log = np.log(np.where(transitions > 0, transitions, 1.0))
+    total, rows = 0.0, 0
+    model.eval()
+    with torch.no_grad():
+        for interaction, *_ in data:
+            interaction = interaction.to(model.device)
+            log_p = model.full_sort_log_probs(interaction).double().cpu().numpy()[:, internal_ids]
+            sequence, length = interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN]
+            last = state_of[sequence[torch.arange(len(sequence)), length - 1].cpu().numpy()]
+            truth = transitions[last]
+            total += float((truth * (truth_log[last] - log_p)).sum())
+            rows += len(last)
+    return total / rows

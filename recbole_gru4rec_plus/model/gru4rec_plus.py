@@ -327,34 +327,43 @@ class GRU4RecPlus(SequentialRecommender):
     def _all_scores(self, output):
         return torch.addmm(self.item_bias.weight.squeeze(1), output, self.item_embedding.weight.t())
 
-    def _mixture_log_probs(self, output, rows_per_chunk=None):
-        """log p(item) of every item under the Mixture of Softmaxes (item 0, padding, excluded),
-        in chunks of rows that bound the (rows, K, items) scores to ~16M values."""
-        n_heads = self.mixture.n_heads
+    def _log_probs(self, output, rows_per_chunk=None):
+        """log p(item) of every item (item 0, padding, excluded) as the cross-entropy loss defines
+        it: the softmax of the final activation's scores over all items, or the mixture of the K
+        heads' softmaxes, in chunks of rows that bound the (rows, K, items) scores to ~16M values."""
+        n_heads = 1 if self.mixture is None else self.mixture.n_heads
         rows_per_chunk = rows_per_chunk or max(1, (1 << 24) // (n_heads * self.n_items))
         n_rows = len(output[0] if isinstance(output, tuple) else output)
         parts = []
         for start in range(0, n_rows, rows_per_chunk):
-            part = _rows(output, slice(start, start + rows_per_chunk))
-            heads, log_prior = self._heads(part)
+            heads, log_prior = self._heads(_rows(output, slice(start, start + rows_per_chunk)))
             scores = self.final_activation(self._all_scores(heads))  # (rows * K, items)
             scores[:, 0] = float("-inf")
+            if log_prior is None:
+                parts.append(torch.log_softmax(scores, dim=1))
+                continue
             # log pi_k + log softmax_k, in place: one (rows * K, items) tensor per chunk
             scores.sub_((torch.logsumexp(scores, dim=1) - log_prior.reshape(-1)).unsqueeze(1))
             parts.append(torch.logsumexp(scores.view(len(log_prior), n_heads, self.n_items), dim=1))
         return torch.cat(parts)
 
+    def full_sort_log_probs(self, interaction):
+        """log p(item) of every item for each row (item 0 gets -inf): the model's next-item
+        distribution, for likelihood measures beside RecBole's ranking metrics (meaningful for a
+        model trained with cross-entropy)."""
+        return self._log_probs(self._encode(interaction))
+
     def predict(self, interaction):
         output, items = self._encode(interaction), interaction[self.ITEM_ID]
         if self.mixture is not None:
-            return self._mixture_log_probs(output).gather(1, items.unsqueeze(1)).squeeze(1)
+            return self._log_probs(output).gather(1, items.unsqueeze(1)).squeeze(1)
         return self._row_scores(output, items)
 
     def full_sort_predict(self, interaction):
         """Scores of all items: linear for the softmax head (the final activation is monotone and
         would only add ties), the mixture's log-probabilities for head: mos."""
         output = self._encode(interaction)
-        return self._all_scores(output) if self.mixture is None else self._mixture_log_probs(output)
+        return self._all_scores(output) if self.mixture is None else self._log_probs(output)
 
 
 def _rows(output, rows):
