@@ -21,8 +21,12 @@ def _run(model, **options):
 def results(tmp_path_factory):
     import os
 
-    os.chdir(tmp_path_factory.mktemp("breakdown"))
-    return {model: _run(model) for model in ("GRU4RecPlus", "Pop", "STAMP")}
+    home = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("breakdown"))  # RecBole writes log/ and saved/ into the working directory
+    try:
+        yield {model: _run(model) for model in ("GRU4RecPlus", "Pop", "STAMP")}
+    finally:
+        os.chdir(home)
 
 
 @pytest.mark.parametrize("model", ["GRU4RecPlus", "Pop", "STAMP"])

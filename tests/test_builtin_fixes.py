@@ -27,3 +27,14 @@ def test_pop_counts_each_training_interaction_once_whatever_the_batches_and_seed
         assert torch.equal(model.item_cnt, expected), options  # RecBole's Pop: once per batch, negatives too
         counts.append(model.item_cnt)
     assert all(torch.equal(counts[0], c) for c in counts[1:])
+
+
+def test_loading_recbole_models_leaves_autograd_anomaly_detection_off():
+    """RecBole's sine.py turns anomaly detection on for the whole process when imported, which made
+    every later backward pass several times slower; the plugin turns it back off."""
+    import sys
+
+    for name in ("SINE", "STAMP", "GRU4Rec"):
+        get_model_class(name)
+    assert "recbole.model.sequential_recommender.sine" in sys.modules
+    assert not torch.is_anomaly_enabled()

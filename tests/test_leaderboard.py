@@ -45,11 +45,15 @@ def _quiet(line):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("board")
-    os.chdir(folder)
-    path = _write(folder, TINY)
-    experiment, board, counts = run_experiment(path, str(folder / "out"), report=_quiet)
-    records = [json.load(open(folder / "out" / "cells" / name)) for name in sorted(os.listdir(folder / "out" / "cells"))]
-    return folder, path, experiment, board, counts, records
+    home = os.getcwd()
+    os.chdir(folder)  # RecBole writes log/ and saved/ into the working directory
+    try:
+        path = _write(folder, TINY)
+        experiment, board, counts = run_experiment(path, str(folder / "out"), report=_quiet)
+        records = [json.load(open(folder / "out" / "cells" / name)) for name in sorted(os.listdir(folder / "out" / "cells"))]
+        yield folder, path, experiment, board, counts, records
+    finally:
+        os.chdir(home)
 
 
 def test_every_cell_is_one_file_keyed_by_its_config(tiny_run):
@@ -121,7 +125,7 @@ def test_a_second_run_runs_nothing_and_a_changed_option_is_a_new_cell(tiny_run):
     assert counts == {"cells": 10, "ran": 2, "failed": 0}
 
 
-def test_an_interrupted_sweep_resumes_with_only_the_missing_cells(tmp_path):
+def test_an_interrupted_sweep_resumes_with_only_the_missing_cells(tmp_path, monkeypatch):
     path = _write(tmp_path, TINY.replace("name: tiny", "name: resumed"))
     output = tmp_path / "out"
     sweep = subprocess.Popen([sys.executable, LEADERBOARD, path, "--output", str(output)], cwd=tmp_path,
@@ -134,14 +138,14 @@ def test_an_interrupted_sweep_resumes_with_only_the_missing_cells(tmp_path):
     sweep.wait()
     finished = len([name for name in os.listdir(output / "cells") if name.endswith(".json")])
     assert 1 <= finished < 8
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     _, _, counts = run_experiment(path, str(output), report=_quiet)
     assert counts["ran"] == 8 - finished and counts["cells"] == 8
 
 
-def test_ray_runs_the_same_cells_as_the_local_executor(tiny_run, tmp_path):
+def test_ray_runs_the_same_cells_as_the_local_executor(tiny_run, tmp_path, monkeypatch):
     folder, path, *_ = tiny_run
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     run_experiment(path, str(tmp_path / "ray"), executor="ray", workers=2, report=_quiet)
     local = {name: json.load(open(folder / "out" / "cells" / name)) for name in os.listdir(folder / "out" / "cells")}
     on_ray = {name: json.load(open(tmp_path / "ray" / "cells" / name)) for name in os.listdir(tmp_path / "ray" / "cells")}

@@ -8,6 +8,7 @@ APIs (``recbole.utils.get_model``, ``load_data_and_model``) find them too.
 import importlib
 import sys
 
+import torch
 from recbole.model.abstract_recommender import AbstractRecommender
 from recbole.utils import get_model as recbole_get_model
 
@@ -25,6 +26,18 @@ _RECBOLE_MODEL_PACKAGES = (
     "knowledge_aware_recommender",
     "exlib_recommender",
 )
+
+
+def _import_recbole_sequential_models():
+    """Import RecBole's sequential models once, leaving autograd's anomaly detection as it was.
+
+    RecBole's ``sequential_recommender/sine.py`` calls ``torch.autograd.set_detect_anomaly(True)``
+    when imported, for the whole process: from then on every backward pass of every model records
+    and checks its graph, several times slower (the suite's rook test: 263 s after a built-in model
+    was loaded, 43 s before), and a board's times depended on whether a built-in was named."""
+    enabled = torch.is_anomaly_enabled()
+    importlib.import_module("recbole.model.sequential_recommender")
+    torch.autograd.set_detect_anomaly(enabled)
 
 
 def _register_with_recbole():
@@ -66,4 +79,5 @@ def get_model_class(name):
         ) from None
 
 
+_import_recbole_sequential_models()
 _register_with_recbole()
