@@ -8,10 +8,13 @@ reported is that configuration's. Prints a table and writes it to bench/results/
     python bench/bench_throughput.py                     # 200k events, 1 thread
     python bench/bench_throughput.py --events 50000      # quicker
     python bench/bench_throughput.py --compare /tmp/old  # also time the package copy in /tmp/old
+    python bench/bench_throughput.py --compare-anomaly   # baseline: autograd anomaly detection on
 
 ``--compare DIR`` takes a folder holding another copy of ``recbole_gru4rec_plus/`` and
 ``properties/`` (e.g. an older checkout); its runs are interleaved with the current code's, so
-both see the same machine load. On a shared machine, benchmark with one thread and use
+both see the same machine load. ``--compare-anomaly`` times, as the baseline, the current code
+with ``torch.autograd.set_detect_anomaly(True)``, which importing RecBole's models turned on for
+the whole process until the plugin turned it back off. On a shared machine, benchmark with one thread and use
 ``--rounds`` (each configuration timed that many times, alternating, the fastest run counts).
 """
 
@@ -63,6 +66,7 @@ def worker(args):
     train_data, _, _ = data_preparation(config, create_dataset(config))
     model = config.model_class(config, train_data.dataset)
     trainer = get_trainer_class(config.model_class)(config, model)
+    torch.autograd.set_detect_anomaly(args.detect_anomaly)
     times, losses = [], []
     for epoch in range(args.epochs):
         start = time.perf_counter()
@@ -77,13 +81,13 @@ def worker(args):
     }))
 
 
-def run_worker(args, source, batch_size, loss):
+def run_worker(args, source, batch_size, loss, detect_anomaly=False):
     """Run one configuration in a subprocess, importing the package from ``source``; its JSON dict."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")])))
     command = [
         sys.executable, os.path.abspath(__file__), "--worker", "--data-path", args.data_path,
         "--batch-size", str(batch_size), "--loss", loss, "--threads", str(args.threads), "--epochs", str(args.epochs),
-    ]
+    ] + ["--detect-anomaly"] * detect_anomaly
     with tempfile.TemporaryDirectory() as cwd:  # RecBole writes log/ and saved/ into the working directory
         done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True)
     if done.returncode:
@@ -119,11 +123,13 @@ def main():
     parser.add_argument("--epochs", type=int, default=1, help="epochs timed per run; the fastest counts")
     parser.add_argument("--rounds", type=int, default=1, help="runs per configuration (and version); the fastest counts")
     parser.add_argument("--compare", metavar="DIR", help="also time the package copy in DIR, interleaved")
+    parser.add_argument("--compare-anomaly", action="store_true", help="baseline: the current code with anomaly detection on")
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "throughput.md"))
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--data-path", help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--loss", help=argparse.SUPPRESS)
+    parser.add_argument("--detect-anomaly", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args)
@@ -137,13 +143,15 @@ def main():
             for _ in range(args.rounds):
                 if args.compare:
                     runs["old"].append(run_worker(args, os.path.abspath(args.compare), batch_size, loss))
+                elif args.compare_anomaly:
+                    runs["old"].append(run_worker(args, ROOT, batch_size, loss, detect_anomaly=True))
                 runs["new"].append(run_worker(args, ROOT, batch_size, loss))
             old, new = (max(runs[key], key=lambda run: run["events_per_s"]) if runs[key] else None for key in ("old", "new"))
             rows.append(((batch_size, loss), new, old))
             print(f"batch {batch_size:>3} {loss:<13} {new['events_per_s']:>9,.0f} events/s  "
                   f"peak RSS {new['peak_rss_mib']:.0f} MiB"
                   + (f"  (baseline {old['events_per_s']:,.0f} events/s)" if old else ""), flush=True)
-    text = table(rows, args.compare)
+    text = table(rows, args.compare or args.compare_anomaly)
     header = (f"{args.events} synthetic events, {rows[0][1]['targets']} training targets, {args.threads} thread(s), "
               f"best of {args.rounds} run(s) x {args.epochs} epoch(s), {time.strftime('%Y-%m-%d %H:%M')}")
     print("\n" + header + "\n\n" + text)

@@ -19,14 +19,9 @@ def _run(model, **options):
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    import os
-
-    home = os.getcwd()
-    os.chdir(tmp_path_factory.mktemp("breakdown"))  # RecBole writes log/ and saved/ into the working directory
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path_factory.mktemp("breakdown"))  # RecBole writes log/ and saved/ into the working directory
         yield {model: _run(model) for model in ("GRU4RecPlus", "Pop", "STAMP")}
-    finally:
-        os.chdir(home)
 
 
 @pytest.mark.parametrize("model", ["GRU4RecPlus", "Pop", "STAMP"])

@@ -45,15 +45,12 @@ def _quiet(line):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("board")
-    home = os.getcwd()
-    os.chdir(folder)  # RecBole writes log/ and saved/ into the working directory
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)  # RecBole writes log/ and saved/ into the working directory
         path = _write(folder, TINY)
         experiment, board, counts = run_experiment(path, str(folder / "out"), report=_quiet)
         records = [json.load(open(folder / "out" / "cells" / name)) for name in sorted(os.listdir(folder / "out" / "cells"))]
         yield folder, path, experiment, board, counts, records
-    finally:
-        os.chdir(home)
 
 
 def test_every_cell_is_one_file_keyed_by_its_config(tiny_run):

@@ -33,8 +33,8 @@ def _import_recbole_sequential_models():
 
     RecBole's ``sequential_recommender/sine.py`` calls ``torch.autograd.set_detect_anomaly(True)``
     when imported, for the whole process: from then on every backward pass of every model records
-    and checks its graph, several times slower (the suite's rook test: 263 s after a built-in model
-    was loaded, 43 s before), and a board's times depended on whether a built-in was named."""
+    and checks its graph (GRU4RecPlus trained 1.5-2.3x slower: ``bench/bench_throughput.py
+    --compare-anomaly``), and a board's times depended on whether a built-in was named."""
     enabled = torch.is_anomaly_enabled()
     importlib.import_module("recbole.model.sequential_recommender")
     torch.autograd.set_detect_anomaly(enabled)
