@@ -196,6 +196,8 @@ def run_config(config, saved=True, resume=None, dataset=None, per_target=None, c
         "best_epoch": trainer.best_epoch,
         "epochs_trained": len(trainer.epoch_seconds),
         "train_seconds": sum(trainer.epoch_seconds),
+        "valid_curve": trainer.valid_curve,
+        "stopped_by": trainer.stopped_by,
         "per_target": targets,
         "breakdown": breakdown,
     }

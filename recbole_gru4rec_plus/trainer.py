@@ -91,6 +91,7 @@ class RunCheckpointMixin:
         self.last_saved_epoch = None  # the epoch the last checkpoint holds
         self.best_epoch = None  # the epoch of the best checkpoint (chosen on validation)
         self.epoch_seconds = []  # training time of each epoch this trainer ran
+        self.valid_curve = []  # [epoch, training seconds so far, validation score] per evaluated epoch
         self._train_data = self._trained_epoch = None
         self._keep_checkpoints = True
 
@@ -112,7 +113,8 @@ class RunCheckpointMixin:
         state = self._checkpoint(epoch)
         state.update(best_valid_result=self.best_valid_result, best_model_file=self.saved_model_file,
                      best_epoch=self.best_epoch, random_states=random_states(),
-                     train_data=_loader_state(self._train_data))
+                     train_data=_loader_state(self._train_data), valid_curve=self.valid_curve,
+                     epoch_seconds=self.epoch_seconds)
         atomic_torch_save(state, self.last_checkpoint_file)
         self.last_saved_epoch = epoch
 
@@ -128,6 +130,8 @@ class RunCheckpointMixin:
         self.saved_model_file = checkpoint.get("best_model_file", self.saved_model_file)
         self.last_checkpoint_file = path
         self.last_saved_epoch, self.best_epoch = checkpoint["epoch"], checkpoint.get("best_epoch")
+        self.valid_curve = list(checkpoint.get("valid_curve", []))
+        self.epoch_seconds = list(checkpoint.get("epoch_seconds", []))
         if checkpoint.get("train_data") is not None and train_data is not None:
             _load_loader_state(train_data, checkpoint["train_data"])
         if "random_states" in checkpoint:
@@ -142,6 +146,21 @@ class RunCheckpointMixin:
         if saved and self._trained_epoch is not None and self._trained_epoch != self.last_saved_epoch:
             self.save_last_checkpoint(self._trained_epoch)
         return result
+
+    def _valid_epoch(self, valid_data, show_progress=False):
+        score, result = super()._valid_epoch(valid_data, show_progress=show_progress)
+        self.valid_curve.append([self._trained_epoch, sum(self.epoch_seconds), float(score)])
+        return score, result
+
+    @property
+    def stopped_by(self):
+        """Why training ended: 'patience' (early stopping), 'fixed' (a set number of epochs, validated
+        at most once, as the original GRU4Rec trains), or 'cap' (the epoch limit cut it short)."""
+        if self.cur_step > self.stopping_step:
+            return "patience"
+        if self.eval_step <= 0 or self.eval_step >= self.epochs:
+            return "fixed"
+        return "cap"
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         if self._keep_checkpoints and self._trained_epoch is not None:  # the previous epoch is done

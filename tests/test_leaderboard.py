@@ -14,6 +14,7 @@ from scipy import stats as scipy_stats
 from conftest import ROOT
 from recbole_gru4rec_plus.leaderboard.board import build_board, markdown
 from recbole_gru4rec_plus.leaderboard.experiment import Experiment, load_experiment
+from recbole_gru4rec_plus.leaderboard.ray_executor import _CellWorker
 from recbole_gru4rec_plus.leaderboard.runner import run_experiment
 from recbole_gru4rec_plus.leaderboard.stats import holm, mean_and_interval, paired_wilcoxon
 
@@ -140,16 +141,149 @@ def test_an_interrupted_sweep_resumes_with_only_the_missing_cells(tmp_path, monk
     assert counts["ran"] == 8 - finished and counts["cells"] == 8
 
 
-def test_ray_runs_the_same_cells_as_the_local_executor(tiny_run, tmp_path, monkeypatch):
+class _DiesOnOneCell(_CellWorker):
+    """A Ray worker whose process dies in the middle of one cell (GRU4RecPlus, seed 1)."""
+
+    def run(self, experiment, cell, config, key, keep_checkpoints):
+        if cell.label == "GRU4RecPlus" and cell.seed == 1:
+            os._exit(1)
+        return super().run(experiment, cell, config, key, keep_checkpoints)
+
+
+def test_ray_workers_in_their_own_folders_send_cells_to_the_driver_and_a_dead_one_fails_its_cell(tiny_run, tmp_path,
+                                                                                                  monkeypatch):
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this test module
     folder, path, *_ = tiny_run
     monkeypatch.chdir(tmp_path)
-    run_experiment(path, str(tmp_path / "ray"), executor="ray", workers=2, report=_quiet)
+    _, _, counts = run_experiment(path, str(tmp_path / "ray"), executor="ray", workers=2, report=_quiet,
+                                  ray_worker=_DiesOnOneCell)
     local = {name: json.load(open(folder / "out" / "cells" / name)) for name in os.listdir(folder / "out" / "cells")}
     on_ray = {name: json.load(open(tmp_path / "ray" / "cells" / name)) for name in os.listdir(tmp_path / "ray" / "cells")}
-    assert set(on_ray) <= set(local) and len(on_ray) == 8
+    assert set(on_ray) <= set(local) and counts == {"cells": 8, "ran": 8, "failed": 1}
+    failed = [r for r in on_ray.values() if r["status"] == "failed"]
+    assert [(r["label"], r["seed"]) for r in failed] == [("GRU4RecPlus", 1)]
+    assert failed[0]["error"].startswith("the Ray worker died") and "\n" not in failed[0]["error"]
     for name, record in on_ray.items():
-        assert (record["test"], record["valid"], record["per_target"]) == (local[name]["test"], local[name]["valid"],
-                                                                          local[name]["per_target"])
+        if record["status"] == "done":  # the same numbers as in this process, from a worker's own folder
+            assert (record["test"], record["valid"], record["per_target"]) == (
+                local[name]["test"], local[name]["valid"], local[name]["per_target"])
+            assert not record["log_file"].startswith(str(tmp_path)) and "gru4rec-plus-cells-" in record["log_file"]
+    assert not (tmp_path / "ray" / "logs").exists() and not (tmp_path / "log").exists()
+
+
+def test_ray_options_without_the_ray_executor_are_one_error_line(tmp_path):
+    path = _write(tmp_path, TINY)
+    result = subprocess.run([sys.executable, LEADERBOARD, path, "--workers", "2"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == ("error: --address and --workers are options of --executor ray: "
+                                                      "add --executor ray or drop them")
+
+
+TUNED = TINY.replace("seeds: [1, 2]", "seeds: [1, 2, 3]\ntune_seeds: [1]").replace(
+    "  GRU4RecPlus: {n_sample: 16}\n", "").replace(", eval_args: " + SPLIT, "").replace(
+    "learning_rate: [0.05, 0.2]", "learning_rate: [0.01, 0.2]")
+
+
+@pytest.fixture(scope="module")
+def tuned_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tuned")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        path = _write(folder, TUNED, "tuned.yaml")
+        experiment, board, counts = run_experiment(path, str(folder / "out"), report=_quiet)
+        records = [json.load(open(folder / "out" / "cells" / name)) for name in sorted(os.listdir(folder / "out" / "cells"))]
+        yield folder, path, experiment, board, counts, records
+
+
+def test_tune_seeds_search_the_grid_on_one_seed_and_run_the_choice_on_every_seed(tuned_run):
+    folder, path, experiment, board, counts, records = tuned_run
+    assert counts == {"cells": 7, "ran": 7, "failed": 0}  # 2 points on seed 1, the chosen on seeds 2 and 3; Pop x 3
+    search = {r["grid_point"]["learning_rate"]: r["valid"]["mrr@20"] for r in records
+              if r["label"] == "GRU4RecPlus-xe" and r["seed"] == 1}
+    assert len(search) == 2 and search[0.01] != search[0.2]
+    chosen = max(search, key=search.get)
+    others = [r for r in records if r["label"] == "GRU4RecPlus-xe" and r["seed"] != 1]
+    assert sorted(r["seed"] for r in others) == [2, 3] and all(r["grid_point"]["learning_rate"] == chosen for r in others)
+    row = next(r for r in board["ml-100k"] if r["label"] == "GRU4RecPlus-xe")
+    assert row["setting"] == f"learning_rate={chosen}" and row["seeds"] == 3 and row["grid_points"] == 2
+    _, _, again = run_experiment(path, str(folder / "out"), report=_quiet)
+    assert again == {"cells": 7, "ran": 0, "failed": 0}  # the search's cells stay on disk: nothing runs again
+
+
+def test_without_eval_args_every_model_of_a_recbole_dataset_gets_the_sequential_protocol(tuned_run):
+    folder, _, experiment, _, _, records = tuned_run
+    assert experiment.default_protocol == ("ml-100k",)
+    protocols = {r["label"]: json.loads(r["config"]["eval_args"]) for r in records}
+    assert set(protocols) == {"GRU4RecPlus-xe", "Pop"}  # Pop, a general model, would be split at random otherwise
+    assert all(p == {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": {"valid": "full", "test": "full"},
+                     "group_by": "user"} for p in protocols.values())
+    text = (folder / "out" / "leaderboard.md").read_text()
+    assert ("Protocol: split LS valid_and_test, time order, grouped by user, ranked against every item (the board's "
+            "default: the experiment names no eval_args).") in text
+
+
+def test_each_cell_records_its_validation_curve_and_the_header_its_budget_machine_and_code(tuned_run):
+    folder, _, _, _, _, records = tuned_run
+    for record in records:
+        assert record["stopped_by"] == "fixed" and record["epochs"] == 1  # one epoch, validated once
+        assert len(record["valid_curve"]) == 1
+        epoch, seconds, score = record["valid_curve"][0]
+        assert epoch == 0 and seconds == pytest.approx(record["train_seconds"]) and score == record["valid"]["mrr@20"]
+        assert record["machine"]["cores"] == os.cpu_count() and record["machine"]["threads"] == 1
+    text = (folder / "out" / "leaderboard.md").read_text()
+    assert "- Budget: grids of 1/2 points per model (searched on seed 1, the chosen point run on every seed;" in text
+    assert f"- Machine: {os.cpu_count()} cores (" in text and "1 torch thread" in text
+    assert "- Code: " in text and "(7 cells shown)" in text
+
+
+def test_the_picture_has_a_panel_of_validation_curves(tuned_run):
+    from matplotlib import image
+
+    folder, _, experiment, board, _, _ = tuned_run
+    import matplotlib.pyplot as plt
+
+    from recbole_gru4rec_plus.leaderboard import plot
+
+    captured = {}
+    real_savefig = plt.Figure.savefig
+
+    def keep(figure, *args, **kwargs):
+        captured["axes"] = figure.axes
+        return real_savefig(figure, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(plt.Figure, "savefig", keep)
+        plot.plot_board(experiment, board, str(folder / "curves.png"))
+    summary, curves = captured["axes"]
+    assert "cumulative training time" in curves.get_xlabel()
+    assert sorted(line.get_label() for line in curves.lines if not line.get_label().startswith("_")) == [
+        "GRU4RecPlus-xe", "Pop"]
+    assert len(curves.lines) == 6  # one curve per seed of the chosen setting, 3 seeds x 2 models
+    assert image.imread(str(folder / "curves.png")).shape[0] > 500
+
+
+def test_a_changed_default_reruns_a_cell_and_a_corrupt_cell_file_is_named_and_rerun(tuned_run):
+    from recbole_gru4rec_plus.leaderboard.cells import CellStore
+
+    folder, path, *_ = tuned_run
+    store = CellStore(str(folder / "out"))
+    names = sorted(os.listdir(folder / "out" / "cells"))
+    broken, stale = (folder / "out" / "cells" / names[0]), (folder / "out" / "cells" / names[1])
+    broken.write_text("{ not json")
+    record = json.loads(stale.read_text())
+    record["config"]["learning_rate"] = json.dumps(123.0)  # as if the default had been another one when it ran
+    stale.write_text(json.dumps(record))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        messages = []
+        _, _, counts = run_experiment(path, str(folder / "out"), report=messages.append)
+    assert counts["ran"] == 2
+    assert any(names[0] in message and "cannot be read" in message for message in messages)
+    assert any(names[1] in message and "learning_rate" in message for message in messages)
+    assert store.load_any(names[0][:-5])["status"] == "done"
 
 
 # ---- statistics on planted values ------------------------------------------------------------
@@ -176,8 +310,8 @@ def test_holm_by_hand():
 def _record(label, seed, test, valid, rr):
     keys = [f"u{k}|i|0" for k in range(len(rr))]
     return {"dataset": "d", "label": label, "status": "done", "seed": seed, "grid_point": {}, "test": test,
-            "valid": valid, "train_seconds": 1.0, "seconds_per_epoch": 0.5, "best_epoch": 1,
-            "per_target": {"k": 20, "keys": keys, "reciprocal_rank": rr, "hit": [int(v > 0) for v in rr]}}
+            "valid": valid, "train_seconds": 1.0, "seconds_per_epoch": 0.5, "best_epoch": 1, "epochs_trained": 2,
+            "stopped_by": "patience", "per_target": {"k": 20, "keys": keys, "reciprocal_rank": rr, "hit": [int(v > 0) for v in rr]}}
 
 
 def test_the_board_tests_each_model_against_the_best_on_the_same_targets_with_holm():
@@ -203,7 +337,32 @@ def test_a_model_evaluated_on_other_targets_is_not_paired_with_the_best():
     board = build_board(experiment, [_record("A", 1, {"mrr@20": np.mean(a)}, {"mrr@20": 0.4}, a), other])
     rows = {row["label"]: row for row in board["d"]}
     assert rows["B"]["other_targets"] and rows["B"].get("p_vs_best") is None
-    assert "| B |  | 0.1000 | 1.0 | 0.50 | other targets | 1 |" in markdown(experiment, board)
+    assert "| B |  | 0.1000 | 1.0 | 0.50 | 2 / 2 | 1 | other targets | 1 |" in markdown(experiment, board)
+
+
+def test_a_seed_stopped_by_the_epoch_limit_is_marked_cap():
+    experiment = Experiment("x", {"d": {}}, {"A": {}, "B": {}}, [1, 2], {}, ["MRR@20"])
+    a = [0.5 + 0.01 * k for k in range(12)]
+    records = [_record(label, seed, {"mrr@20": 0.3}, {"mrr@20": 0.3}, a) for label in "AB" for seed in (1, 2)]
+    records[3]["stopped_by"] = "cap"  # B, seed 2
+    text = markdown(experiment, build_board(experiment, records))
+    row_a, row_b = (next(line for line in text.splitlines() if line.startswith("| ") and f"| {label} |" in line)
+                    for label in "AB")
+    assert "`cap`" in row_b and "`cap`" not in row_a
+
+
+def test_the_stop_reason_is_read_off_early_stopping():
+    from types import SimpleNamespace
+
+    from recbole_gru4rec_plus.trainer import RunCheckpointMixin
+
+    def reason(cur_step, stopping_step=5, eval_step=1, epochs=300):
+        trainer = SimpleNamespace(cur_step=cur_step, stopping_step=stopping_step, eval_step=eval_step, epochs=epochs)
+        return RunCheckpointMixin.stopped_by.fget(trainer)
+
+    assert reason(6) == "patience"  # RecBole stops once cur_step exceeds stopping_step
+    assert reason(5) == "cap" and reason(0) == "cap"
+    assert reason(0, eval_step=10, epochs=10) == "fixed" and reason(0, eval_step=0) == "fixed"  # validated once at most
 
 
 # ---- bad experiment files --------------------------------------------------------------------
@@ -216,7 +375,13 @@ BAD = {
     "duplicate labels": (TINY.replace("Pop: {}", "Pop: {}\n  Pop: {}"), "'Pop' is given twice"),
     "empty models": (TINY.split("models:")[0] + "models: {}\nseeds: [1]\n", "models is empty"),
     "empty seeds": (TINY.replace("seeds: [1, 2]", "seeds: []"), "seeds must be a non-empty list"),
-    "different splits": (TINY.replace(", eval_args: " + SPLIT, "").replace("Pop: {}", "Pop: {}"), "evaluated on"),
+    "different splits": (TINY.replace("Pop: {}", "Pop: {eval_args: {split: {RS: [0.8, 0.1, 0.1]}, order: RO, "
+                                                 "mode: full, group_by: user}}"), "evaluated on"),
+    "tune seeds not among the seeds": (TINY.replace("seeds: [1, 2]", "seeds: [1, 2]\ntune_seeds: [3]"),
+                                       "tune_seeds [3] are not in seeds"),
+    "a dataset entry that is not a mapping": (TINY.replace('ml-100k: {user_inter_num_interval: "[0,30)"}', "ml-100k: 5"),
+                                              "dataset 'ml-100k' must map to options"),
+    "a model entry that is a list": (TINY.replace("Pop: {}", "Pop: [1, 2]"), "model 'Pop' must map to options"),
     "bad option": (TINY.replace("n_sample: 16}", "n_sample: lots}", 1), "n_sample='lots' is not valid"),
 }
 

@@ -25,12 +25,18 @@ def _setting(point):
     return ", ".join(f"{k}={v}" for k, v in sorted(point.items()))
 
 
-def _choose(records, ranking):
-    """Among a label's grid points, the records of the one with the best mean validation value."""
+def choose_point(records, ranking, seeds):
+    """The grid point with the best mean validation value of ``ranking`` over its finished records
+    on ``seeds`` (the tune seeds: a point that also ran on other seeds gets no more votes); None
+    when none has finished."""
     by_point = {}
     for record in records:
-        by_point.setdefault(json.dumps(record["grid_point"], sort_keys=True), []).append(record)
-    return max(by_point.values(), key=lambda group: np.mean([r["valid"].get(ranking, -np.inf) for r in group]))
+        if record and record["status"] == "done" and record["seed"] in seeds:
+            by_point.setdefault(json.dumps(record["grid_point"], sort_keys=True), []).append(record)
+    if not by_point:
+        return None
+    best = max(by_point, key=lambda point: np.mean([r["valid"].get(ranking, -np.inf) for r in by_point[point]]))
+    return json.loads(best)
 
 
 def _target_means(records, field):
@@ -69,7 +75,8 @@ def build_board(experiment, records):
             if not done:
                 rows.append({**row, "seeds": 0})
                 continue
-            chosen = _choose(done, ranking) if entry.get("grid") else done
+            point = choose_point(done, ranking, experiment.search_seeds(label))
+            chosen = [r for r in done if r["grid_point"] == point] if point is not None else done
             row.update(seeds=len(chosen), setting=_setting(chosen[0]["grid_point"]), records=chosen,
                        valid_ranking=float(np.mean([r["valid"].get(ranking, np.nan) for r in chosen])))
             for metric in experiment.metrics:
@@ -77,6 +84,9 @@ def build_board(experiment, records):
             row["train_seconds"] = float(np.mean([r["train_seconds"] for r in chosen]))
             row["seconds_per_epoch"] = float(np.mean([r["seconds_per_epoch"] for r in chosen]))
             row["best_epoch"] = float(np.mean([r["best_epoch"] or 0 for r in chosen]))
+            row["epochs_trained"] = float(np.mean([r["epochs_trained"] for r in chosen]))
+            row["capped"] = sum(r.get("stopped_by") == "cap" for r in chosen)
+            row["grid_points"] = len({json.dumps(r["grid_point"], sort_keys=True) for r in done})
             row["breakdown"] = _breakdown_means(chosen, ranking)
             rows.append(row)
         ranked = sorted([r for r in rows if r["seeds"]], key=lambda r: -r[experiment.ranking_metric][0])
@@ -111,28 +121,82 @@ def _cell(value, bold=False):
     return f"**{text}**" if bold else text
 
 
+def _protocol(records):
+    """The evaluation protocol of a dataset's cells, in words (from their resolved eval_args)."""
+    args = next((json.loads(r["config"]["eval_args"]) for r in records if "eval_args" in r.get("config", {})), None)
+    if args is None:
+        return "-"
+    split = args.get("split") or {}
+    mode = args.get("mode")
+    mode = mode.get("test", mode) if isinstance(mode, dict) else mode
+    candidates = "every item" if mode == "full" else f"sampled candidates ({mode})"
+    files = next((r["config"].get("benchmark_filename") for r in records), "null")
+    how = (f"the dataset's own split files ({', '.join(json.loads(files))})" if files not in (None, "null")
+           else f"split {', '.join(f'{k} {v}' for k, v in split.items())}")
+    order = {"TO": "time order", "RO": "random order"}.get(args.get("order"), args.get("order"))
+    return f"{how}, {order}, grouped by {args.get('group_by')}, ranked against {candidates}"
+
+
+def _budget(experiment):
+    settings, tune = experiment.settings, experiment.tune_seeds
+    sizes = sorted({_grid_size(entry) for entry in experiment.models.values()})
+    search = (f"searched on seed{'s' if len(tune) > 1 else ''} {', '.join(map(str, tune))}, the chosen point run on "
+              f"every seed" if tune else "every point run on every seed")
+    return (f"grids of {'/'.join(map(str, sizes))} points per model ({search}; chosen on validation "
+            f"{experiment.ranking_metric}); seeds {', '.join(map(str, experiment.seeds))}; at most "
+            f"{settings.get('epochs', 'RecBole default')} epochs, early stopping after "
+            f"{settings.get('stopping_step', 'RecBole default')} evaluations without gain "
+            f"(every {settings.get('eval_step', 1)} epoch{'s' if settings.get('eval_step', 1) != 1 else ''})")
+
+
+def _grid_size(entry):
+    size = 1
+    for values in entry.get("grid", {}).values():
+        size *= len(values)
+    return size
+
+
+def _machines_and_versions(records):
+    machines = sorted({f"{m['cores']} cores ({m['cpu'] or 'unknown processor'}), {m['threads']} torch "
+                       f"thread{'s' if m['threads'] != 1 else ''}" for m in (r.get("machine") for r in records) if m})
+    versions = {}
+    for record in records:
+        versions[record.get("code_version") or "unknown"] = versions.get(record.get("code_version") or "unknown", 0) + 1
+    return machines, versions
+
+
 def markdown(experiment, board):
+    done = [r for rows in board.values() for row in rows for r in row.get("records", [])]
+    machines, versions = _machines_and_versions(done)
     lines = [f"# Leaderboard: {experiment.name}", "",
              f"Mean ± 95% interval over seeds {', '.join(map(str, experiment.seeds))} (Student t); the first metric "
              f"ranks; p: Wilcoxon signed-rank test against the best over the same test targets, Holm-corrected "
              f"('other targets': the model was evaluated on other targets, e.g. a general model on session files, "
-             f"and is not tested); a grid's setting is chosen on validation.", ""]
+             f"and is not tested); a grid's setting is chosen on validation. Epochs: the best epoch / epochs "
+             f"trained (means over seeds); `cap`: a seed stopped at the epoch limit, not by early stopping.", "",
+             f"- Budget: {_budget(experiment)}.",
+             f"- Machine: {'; '.join(machines) or '-'}.",
+             f"- Code: {', '.join(f'{v} ({n} cells shown)' for v, n in sorted(versions.items())) or '-'}.", ""]
     for dataset, rows in board.items():
-        lines += [f"## {dataset}", "",
+        records = [r for row in rows for r in row.get("records", [])]
+        default = " (the board's default: the experiment names no eval_args)" if dataset in experiment.default_protocol else ""
+        lines += [f"## {dataset}", "", f"Protocol: {_protocol(records)}{default}.", "",
                   "| rank | model | setting | " + " | ".join(experiment.metrics)
-                  + " | train s | s / epoch | p vs best | seeds |",
-                  "|---:|---|---|" + "---:|" * len(experiment.metrics) + "---:|---:|---:|---:|"]
+                  + " | train s | s / epoch | epochs | grid | p vs best | seeds |",
+                  "|---:|---|---|" + "---:|" * len(experiment.metrics) + "---:|---:|---:|---:|---:|---:|"]
         best = {m: max((r[m][0] for r in rows if r["seeds"]), default=None) for m in experiment.metrics}
         for rank, row in enumerate(rows, 1):
             if not row["seeds"]:
                 why = f"failed: {row['errors'][0]}" if row["errors"] else "not run yet"
                 lines.append(f"| - | {row['label']} | | " + " | ".join("-" for _ in experiment.metrics)
-                             + f" | | | {why} | 0 |")
+                             + f" | | | | | {why} | 0 |")
                 continue
             metrics = " | ".join(_cell(row[m], bold=row[m][0] == best[m]) for m in experiment.metrics)
             p = "best" if row.get("best") else "other targets" if row.get("other_targets") else f"{row['p_vs_best']:.2g}"
+            epochs = f"{row['best_epoch'] + 1:.0f} / {row['epochs_trained']:.0f}" + (" `cap`" if row["capped"] else "")
             lines.append(f"| {rank} | {row['label']} | {row['setting']} | {metrics} | {row['train_seconds']:.1f} "
-                         f"| {row['seconds_per_epoch']:.2f} | {p} | {row['seeds']} |")
+                         f"| {row['seconds_per_epoch']:.2f} | {epochs} | {row['grid_points']} | {p} | {row['seeds']}"
+                         + (f" ({row['failed']} failed: {row['errors'][0]})" if row["failed"] else "") + " |")
         lines.append("")
         lines += _breakdown_markdown(experiment, rows)
     return "\n".join(lines)
@@ -155,21 +219,29 @@ def _breakdown_markdown(experiment, rows):
     return lines + [""]
 
 
+def _rounded(value, digits):
+    return "" if value is None or value == "" else round(float(value), digits)
+
+
 def csv_text(experiment, board):
+    """The board as CSV, rounded as the markdown shows it (4 decimals, seconds to 0.01, p to 2 digits)."""
     out = io.StringIO()
     writer = csv.writer(out)
     header = ["dataset", "rank", "label", "model", "setting", "seeds"]
     for metric in experiment.metrics:
         header += [metric, f"{metric} ci95"]
-    writer.writerow(header + ["train_seconds", "seconds_per_epoch", "best_epoch", "p_vs_best_holm", "failed"])
+    writer.writerow(header + ["train_seconds", "seconds_per_epoch", "best_epoch", "epochs_trained", "capped_seeds",
+                              "grid_points", "p_vs_best_holm", "failed"])
     for dataset, rows in board.items():
         for rank, row in enumerate(rows, 1):
             values = [dataset, rank if row["seeds"] else "", row["label"], row["model"], row.get("setting", ""),
                       row["seeds"]]
             for metric in experiment.metrics:
                 mean, half = row.get(metric, (None, None))
-                values += [mean if mean is not None else "", half if half is not None else ""]
-            values += [row.get("train_seconds", ""), row.get("seconds_per_epoch", ""), row.get("best_epoch", ""),
-                       "" if row.get("p_vs_best") is None else row["p_vs_best"], row["failed"]]
+                values += [_rounded(mean, 4), _rounded(half, 4)]
+            p = row.get("p_vs_best")
+            values += [_rounded(row.get("train_seconds"), 2), _rounded(row.get("seconds_per_epoch"), 2),
+                       _rounded(row.get("best_epoch"), 2), _rounded(row.get("epochs_trained"), 2),
+                       row.get("capped", ""), row.get("grid_points", ""), "" if p is None else f"{p:.2g}", row["failed"]]
             writer.writerow(values)
     return out.getvalue()

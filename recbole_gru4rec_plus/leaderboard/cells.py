@@ -10,13 +10,37 @@ import json
 from logging import getLogger
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 
 from ..errors import PluginError
 from ..runs import atomic_write
+from .experiment import comparable_config, stale_keys
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def code_version():
+    """``git describe`` of the checkout the plugin runs from (None outside a git checkout)."""
+    try:
+        described = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=_PACKAGE_DIR,
+                                   capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return described.stdout.strip() or None if described.returncode == 0 else None
+
+
+def machine(threads):
+    """Cores, processor and torch threads of the machine a cell ran on."""
+    model = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "cpu": model, "threads": threads}
 
 
 def peak_rss_reset():
@@ -30,7 +54,7 @@ def peak_rss_reset():
 
 
 def peak_rss_mib():
-    """Peak resident memory since the last reset (the whole process's if it cannot be reset)."""
+    """Peak resident memory since the last reset (the whole process's if it could not be reset)."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
@@ -71,7 +95,7 @@ def run_cell(cell, config, key, ranking_cutoff, output_dir, cache, keep_checkpoi
     checkpoint_dir = os.path.join(output_dir, "checkpoints") if keep_checkpoints else tempfile.mkdtemp(prefix="cell-")
     config["checkpoint_dir"] = checkpoint_dir
     config["show_progress"] = False
-    peak_rss_reset()
+    measured_alone = peak_rss_reset()  # else the peak would be the whole sweep's: not recorded
     started = time.time()
     try:
         result = run_config(config, saved=True, dataset=cache.get(config), per_target=ranking_cutoff, console_log=False)
@@ -79,16 +103,24 @@ def run_cell(cell, config, key, ranking_cutoff, output_dir, cache, keep_checkpoi
         if not keep_checkpoints:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
     epochs = max(result["epochs_trained"], 1)
+    import torch
+
     return {
-        "version": RECORD_VERSION, "key": key, "status": "done", "dataset": cell.dataset, "label": cell.label,
-        "model": cell.model, "seed": cell.seed, "grid_point": cell.grid_point, "options": cell.options,
+        **_identity(cell, key, "done"),
         "valid": dict(result["best_valid_result"] or {}), "test": dict(result["test_result"] or {}),
-        "best_epoch": result["best_epoch"], "epochs_trained": result["epochs_trained"],
+        "best_epoch": result["best_epoch"], "epochs_trained": result["epochs_trained"], "epochs": config["epochs"],
+        "stopped_by": result["stopped_by"], "valid_curve": result["valid_curve"],
         "train_seconds": result["train_seconds"], "seconds_per_epoch": result["train_seconds"] / epochs,
-        "wall_seconds": time.time() - started, "peak_rss_mib": peak_rss_mib(), "run_id": result["run_id"],
-        "log_file": os.path.abspath(result["log_file"]), "per_target": result["per_target"],
-        "breakdown": result["breakdown"],
+        "wall_seconds": time.time() - started, "peak_rss_mib": peak_rss_mib() if measured_alone else None,
+        "run_id": result["run_id"], "log_file": os.path.abspath(result["log_file"]),
+        "per_target": result["per_target"], "breakdown": result["breakdown"],
+        "config": comparable_config(config), "code_version": code_version(), "machine": machine(torch.get_num_threads()),
     }
+
+
+def _identity(cell, key, status):
+    return {"version": RECORD_VERSION, "key": key, "status": status, "dataset": cell.dataset, "label": cell.label,
+            "model": cell.model, "seed": cell.seed, "grid_point": cell.grid_point, "options": cell.options}
 
 
 def run_cell_safely(cell, config, key, ranking_cutoff, output_dir, cache, keep_checkpoints=False):
@@ -104,16 +136,14 @@ def run_cell_safely(cell, config, key, ranking_cutoff, output_dir, cache, keep_c
 
 
 def failed_record(cell, key, error):
-    return {"version": RECORD_VERSION, "key": key, "status": "failed", "dataset": cell.dataset, "label": cell.label,
-            "model": cell.model, "seed": cell.seed, "grid_point": cell.grid_point, "options": cell.options,
-            "error": error}
+    return {**_identity(cell, key, "failed"), "error": error}
 
 
 class CellStore:
     """The finished (and failed) cells of an output folder."""
 
-    def __init__(self, output_dir):
-        self.folder = os.path.join(output_dir, "cells")
+    def __init__(self, output_dir, warn=None):
+        self.folder, self.warn = os.path.join(output_dir, "cells"), warn or getLogger().warning
         try:
             os.makedirs(self.folder, exist_ok=True)
         except OSError as error:
@@ -123,20 +153,29 @@ class CellStore:
     def path(self, key):
         return os.path.join(self.folder, f"{key}.json")
 
-    def load(self, key):
-        """The record of a cell, or None if it has not finished (a failed one is run again)."""
-        try:
-            with open(self.path(key), encoding="utf-8") as f:
-                record = json.load(f)
-        except (OSError, ValueError):
+    def load(self, key, config=None):
+        """The record of a finished cell, or None if it is to run (again): not there, failed, of an
+        older record version, unreadable (a warning names the file), or, given today's ``config``
+        of the cell, resolved with other values on options both have (a warning names them)."""
+        record = self.load_any(key)
+        if record is None or record.get("status") != "done" or record.get("version") != RECORD_VERSION:
             return None
-        return record if record.get("status") == "done" else None
+        changed = stale_keys(record, config) if config is not None else []
+        if changed:
+            self.warn(f"warning: cell {self.path(key)} ran with other values of {', '.join(changed[:5])}: it runs again")
+            return None
+        return record
 
     def load_any(self, key):
+        """The stored record of a cell, done or failed, or None (an unreadable file is warned of)."""
+        path = self.path(key)
         try:
-            with open(self.path(key), encoding="utf-8") as f:
+            with open(path, encoding="utf-8") as f:
                 return json.load(f)
-        except (OSError, ValueError):
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as error:
+            self.warn(f"warning: cell file {path} cannot be read ({type(error).__name__}): the cell runs again")
             return None
 
     def save(self, record):

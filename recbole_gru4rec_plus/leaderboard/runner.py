@@ -12,16 +12,16 @@ from logging import getLogger
 
 from ..errors import PluginError
 from ..runs import atomic_write
-from .board import build_board, csv_text, markdown
+from .board import build_board, choose_point, csv_text, markdown
 from .cells import CellStore, DatasetCache, run_cell_safely
 from .experiment import cell_key, load_experiment, resolved_config
 from .plot import plot_board
 
 
 def plan(experiment):
-    """Every cell with its resolved config and key, checked before any runs: each model exists,
-    each option is valid, each dataset's files are there, and the models of a dataset are
-    evaluated on the same split."""
+    """Every cell that may run, with its resolved config and key, checked before any runs: each
+    model exists, each option is valid, each dataset's files are there, and the models of a
+    dataset are evaluated on the same split."""
     from ..data.checks import check_atomic_files
     from ..data.movielens import prepare_movielens
 
@@ -42,7 +42,7 @@ def plan(experiment):
             raise PluginError(f"dataset '{cell.dataset}': '{cell.label}' is evaluated on {config['eval_args']}, "
                               f"'{first[0]}' on {json.loads(first[1])}: set eval_args in settings so that every "
                               f"model is tested on the same targets")
-        planned.append((cell, config, cell_key(config)))
+        planned.append((cell, config, cell_key(cell)))
     keys = [key for _, _, key in planned]
     if len(set(keys)) != len(keys):
         twin = next(c for c, _, k in planned if keys.count(k) > 1)
@@ -51,45 +51,103 @@ def plan(experiment):
     return planned
 
 
-def run_local(experiment, pending, output_dir, keep_checkpoints=False, on_done=None):
+def stages(experiment, planned):
+    """The cells in the order they run, label by label: (search cells, final cells of a choice).
+
+    A label without ``tune_seeds`` (or without a grid) runs every cell in its search stage; with
+    them, its grid points run on the tune seeds, and ``final(records)`` gives the chosen point's
+    cells on the other seeds, once the search's records are in."""
+    by_label = {}
+    for item in planned:
+        by_label.setdefault((item[0].dataset, item[0].label), []).append(item)
+    for (dataset, label), items in by_label.items():
+        tune = set(experiment.search_seeds(label))
+        search = [item for item in items if item[0].seed in tune]
+
+        def final(records, items=items, tune=tune):
+            point = choose_point(records, experiment.ranking_metric.lower(), tune)
+            if point is None:
+                return []
+            return [item for item in items if item[0].seed not in tune and item[0].grid_point == point]
+
+        yield search, final
+
+
+def count_cells(experiment):
+    """How many cells a sweep runs in all: every point on the tune seeds, the chosen one on the rest."""
+    total = 0
+    for dataset in experiment.datasets:
+        for label, entry in experiment.models.items():
+            points = 1
+            for values in entry.get("grid", {}).values():
+                points *= len(values)
+            tune = experiment.search_seeds(label)
+            total += points * len(tune) + len(experiment.seeds) - len(tune)
+    return total
+
+
+class _Local:
     """One cell after another in this process, each dataset built once."""
-    store, cache = CellStore(output_dir), DatasetCache()
-    for cell, config, key in pending:
-        config["log_dir"] = os.path.join(output_dir, "logs")
-        record = run_cell_safely(cell, config, key, experiment.ranking_cutoff, output_dir, cache, keep_checkpoints)
-        store.save(record)
-        if on_done:
-            on_done(record)
+
+    def __init__(self, output_dir, keep_checkpoints):
+        self.output_dir, self.keep_checkpoints, self.cache = output_dir, keep_checkpoints, DatasetCache()
+
+    def run(self, experiment, pending, on_done):
+        for cell, config, key in pending:
+            config["log_dir"] = os.path.join(self.output_dir, "logs")
+            on_done(run_cell_safely(cell, config, key, experiment.ranking_cutoff, self.output_dir, self.cache,
+                                    self.keep_checkpoints))
+
+    def close(self):
+        pass
 
 
 def run_experiment(path, output_dir=None, executor="local", address=None, workers=None, keep_checkpoints=False,
-                   report=print):
-    """Run what is missing of an experiment and write its board; returns (experiment, board, counts)."""
+                   report=print, ray_worker=None):
+    """Run what is missing of an experiment and write its board; returns (experiment, board, counts).
+    ``ray_worker``: the Ray actor class (tests use one that fails on purpose)."""
+    if executor != "ray" and (address is not None or workers is not None):
+        raise PluginError("--address and --workers are options of --executor ray: add --executor ray or drop them")
     experiment = load_experiment(path)
     output_dir = output_dir or os.path.join("leaderboards", experiment.name)
     planned = plan(experiment)
-    store = CellStore(output_dir)
-    pending = [(cell, config, key) for cell, config, key in planned if store.load(key) is None]
-    report(f"{experiment.name}: {len(planned)} cells, {len(planned) - len(pending)} done before, {len(pending)} to run "
-           f"({executor})")
-    done = {"n": 0}
+    store = CellStore(output_dir, warn=report)
+    total = count_cells(experiment)
+    report(f"{experiment.name}: {total} cells ({executor})")
+    if executor == "ray":
+        from .ray_executor import RayCells
+
+        runner = RayCells(output_dir, address, workers, keep_checkpoints, worker_class=ray_worker)
+    else:
+        runner = _Local(output_dir, keep_checkpoints)
+    counts = {"ran": 0}
 
     def on_done(record):
-        done["n"] += 1
+        store.save(record)  # the driver writes every cell file, wherever the cell ran
+        counts["ran"] += 1
         outcome = "done" if record["status"] == "done" else f"failed: {record['error']}"
-        report(f"[{done['n']}/{len(pending)}] {record['dataset']} / {record['label']} / seed {record['seed']}: {outcome}")
+        point = ",".join(f"{k}={v}" for k, v in sorted(record["grid_point"].items()))
+        report(f"[{counts['ran']}] {record['dataset']} / {record['label']}{f' [{point}]' if point else ''} / "
+               f"seed {record['seed']}: {outcome}")
 
-    if executor == "ray":
-        from .ray_executor import run_on_ray
+    needed = []
 
-        run_on_ray(experiment, pending, output_dir, address=address, workers=workers,
-                   keep_checkpoints=keep_checkpoints, on_done=on_done)
-    else:
-        run_local(experiment, pending, output_dir, keep_checkpoints, on_done)
-    records = [record for record in (store.load_any(key) for _, _, key in planned) if record is not None]
+    def run_missing(items):
+        needed.extend(items)
+        pending = [item for item in items if store.load(item[2], item[1]) is None]
+        if pending:
+            runner.run(experiment, pending, on_done)
+
+    try:
+        for search, final in stages(experiment, planned):
+            run_missing(search)
+            run_missing(final([store.load_any(key) for _, _, key in search]))
+    finally:
+        runner.close()
+    records = [record for record in (store.load_any(key) for _, _, key in needed) if record is not None]
     board = build_board(experiment, records)
     write_board(experiment, board, output_dir)
-    counts = {"cells": len(planned), "ran": len(pending), "failed": sum(r["status"] == "failed" for r in records)}
+    counts.update(cells=len(needed), failed=sum(r["status"] == "failed" for r in records))
     return experiment, board, counts
 
 
