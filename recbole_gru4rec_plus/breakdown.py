@@ -3,11 +3,12 @@
 A target's popularity is its item's support in the training part: the item's events in the
 dataset as loaded (before RecBole's sequential datasets turn them into prefix rows), less its
 validation and test targets, so every model of a dataset bins the same targets the same way. The
-test targets, ordered by that support (then by their user, item and occurrence keys, so ties split the same way
-for every model), are cut into ``breakdown_bins`` bins of equal count (sizes differ by at most
-one); each bin reports its support range, its number of targets, MRR@k and Recall@k, the means of
-the per-target values of ``trainer.PerTargetRanks`` (read off the evaluator's own top-k lists), so
-the bins' mean weighted by their sizes is RecBole's overall metric, ties and all.
+test targets are cut into at most ``breakdown_bins`` bins of about equal count at support values
+(a support value is never split between two bins, so the ranges [low, high) do not overlap, and
+bins whose cut would fall inside one value are merged); each bin reports its support range, its
+number of targets, and MRR@k and Recall@k at every cutoff k of ``topk``: the means of the
+per-target ranks of ``trainer.PerTargetRanks`` (read off the evaluator's own top-k lists), so the
+bins' mean weighted by their sizes is RecBole's overall metric, ties and all.
 """
 
 import numpy as np
@@ -31,15 +32,30 @@ def training_supports(events, valid_data, test_data):
 
 
 def popularity_breakdown(per_target, supports, bins):
-    """Rows (support range, targets, MRR@k, Recall@k) per equal-count bin of the targets' support."""
+    """Rows ({support: [low, high), targets, mrr@k, recall@k for every k}) per bin of the targets' support."""
     support = supports[np.asarray(per_target["item_ids"], dtype=np.int64)]
-    order = np.lexsort((np.asarray(per_target["keys"]), support))
-    k, reciprocal_rank, hit = per_target["k"], np.asarray(per_target["reciprocal_rank"]), np.asarray(per_target["hit"])
+    ranks = np.asarray(per_target["rank"])
+    ordered = np.sort(support)
+    cuts = np.unique([ordered[(i * len(ordered)) // bins] for i in range(1, min(bins, len(ordered)))])
+    cuts = cuts[cuts > ordered[0]] if len(ordered) else cuts
+    bin_of = np.searchsorted(cuts, support, side="right")
+    edges = [int(ordered[0]) if len(ordered) else 0, *map(int, cuts), int(ordered[-1]) + 1 if len(ordered) else 1]
     rows = []
-    for part in np.array_split(order, min(bins, len(order))):
-        rows.append({"support": (int(support[part].min()), int(support[part].max())), "targets": len(part),
-                     f"mrr@{k}": float(reciprocal_rank[part].mean()), f"recall@{k}": float(hit[part].mean())})
+    for index in range(len(edges) - 1):
+        part = ranks[bin_of == index]
+        row = {"support": (edges[index], edges[index + 1]), "targets": int(len(part))}
+        for k in per_target["topk"]:
+            listed = (part > 0) & (part <= k)
+            row[f"mrr@{k}"] = float(np.where(listed, 1.0 / np.maximum(part, 1), 0.0).mean())
+            row[f"recall@{k}"] = float(listed.mean())
+        rows.append(row)
     return rows
+
+
+def support_label(support):
+    """A bin's half-open range of training support, e.g. '[42, 87)'."""
+    low, high = support
+    return f"[{low}, {high})"
 
 
 def breakdown_table(rows):
@@ -47,6 +63,6 @@ def breakdown_table(rows):
     metrics = [key for key in rows[0] if "@" in key]
     lines = ["| training support | targets | " + " | ".join(metrics) + " |", "|---|---:|" + "---:|" * len(metrics)]
     for row in rows:
-        low, high = row["support"]
-        lines.append(f"| {low}-{high} | {row['targets']} | " + " | ".join(f"{row[m]:.4f}" for m in metrics) + " |")
+        lines.append(f"| {support_label(row['support'])} | {row['targets']} | "
+                     + " | ".join(f"{row[m]:.4f}" for m in metrics) + " |")
     return "\n".join(lines)

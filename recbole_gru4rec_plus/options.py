@@ -216,11 +216,19 @@ def check_values(config, model_class):
 
 
 def check_writable(folder, key):
-    """``folder`` exists or can be made, and a file can be written in it."""
+    """``folder`` can be written: it exists and takes a file, or its nearest existing parent is a
+    folder that can be written. Nothing is created: a run stopped by a later check leaves no folder."""
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
     try:
-        os.makedirs(folder, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
-            pass
+        if not os.path.isdir(existing):
+            raise NotADirectoryError(20, "Not a directory")
+        if existing == os.path.abspath(folder):
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+                pass
+        elif not os.access(existing, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
     except OSError as error:
         raise PluginError(f"{key} '{folder}' cannot be written ({error.strerror or error}): choose a folder you can "
                           f"write to (--{key}=...)") from None

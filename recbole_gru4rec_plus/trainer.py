@@ -29,22 +29,21 @@ def load_checkpoint(path, device="cpu"):
 
 
 class PerTargetRanks:
-    """Each evaluated target's reciprocal rank and hit at ``k``, keyed by 'user|item|occurrence'
-    tokens (the same keys for every model of a dataset). The rank is the target's place in the
-    evaluator's own top-max(topk) list (torch.topk of the same scores, as RecBole's collector
-    takes it), so that means over targets are RecBole's metrics exactly, ties and all: the paired
-    tests and the popularity breakdown read the numbers the board reports."""
+    """Each evaluated target's rank, and its reciprocal rank and hit at ``k``, keyed by
+    'user|item|occurrence' tokens (the same keys for every model of a dataset). The rank is the
+    target's place in the evaluator's own top-max(topk) list (torch.topk of the same scores, as
+    RecBole's collector takes it; 0 when it is not listed), so that means over targets are RecBole's
+    metrics exactly, ties and all: the paired tests and the popularity breakdown read the numbers
+    the board reports."""
 
     def __init__(self, dataset, k):
-        self.dataset, self.k, self.list_length = dataset, k, max(dataset.config["topk"])
-        self.keys, self.item_ids, self.reciprocal_ranks, self.hits, self._seen = [], [], [], [], {}
+        self.dataset, self.k, self.topk = dataset, k, sorted(dataset.config["topk"])
+        self.list_length = max(self.topk)
+        self.keys, self.item_ids, self.ranks, self._seen = [], [], [], {}
 
     def add(self, scores, interaction, positive_u, positive_i):
         listed = torch.topk(scores, self.list_length, dim=-1).indices[positive_u] == positive_i.unsqueeze(1)
-        ranks = listed.int().argmax(1) + 1
-        within = listed.any(1) & (ranks <= self.k)
-        self.reciprocal_ranks += torch.where(within, 1.0 / ranks, 0.0).tolist()
-        self.hits += within.int().tolist()
+        self.ranks += torch.where(listed.any(1), listed.int().argmax(1) + 1, 0).tolist()
         self.item_ids += positive_i.tolist()
         # numpy arrays, not tensors: numpy reads a one-element tensor as a scalar index, and a
         # batch with one target would give one token string, whose characters zip would pair up
@@ -56,8 +55,10 @@ class PerTargetRanks:
             self.keys.append(f"{pair}|{occurrence}")
 
     def as_dict(self):
-        return {"k": self.k, "keys": self.keys, "item_ids": self.item_ids, "reciprocal_rank": self.reciprocal_ranks,
-                "hit": self.hits}
+        within = [0 < rank <= self.k for rank in self.ranks]
+        return {"k": self.k, "topk": self.topk, "keys": self.keys, "item_ids": self.item_ids, "rank": self.ranks,
+                "reciprocal_rank": [1.0 / rank if hit else 0.0 for rank, hit in zip(self.ranks, within)],
+                "hit": [int(hit) for hit in within]}
 
 
 def _loader_state(loader):

@@ -71,7 +71,11 @@ def main(argv=None):
     print(f"best valid: {dict(result['best_valid_result'] or {})}")
     print(f"test: {dict(result['test_result'] or {})}")
     print(f"run {result['run_id']}: log {result['log_file']}")
-    if result["last_checkpoint_file"]:
+    if result["stopped_by"] == "patience":  # resuming would stop again at once: early stopping has decided
+        print(f"early stopping ended training after epoch {result['epochs_trained'] - 1} (best: epoch "
+              f"{result['best_epoch']}); to let a run go on longer without gain, start it again with a larger "
+              f"--stopping_step")
+    elif result["last_checkpoint_file"]:  # the epoch limit ended it: more epochs continue it exactly
         print(f"to train further: python run/run.py --resume={result['last_checkpoint_file']} "
               f"--epochs={result['epochs'] + 10}")
     return 0

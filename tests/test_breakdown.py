@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from recbole_gru4rec_plus.breakdown import popularity_breakdown
+from recbole_gru4rec_plus.breakdown import breakdown_table, popularity_breakdown
 from recbole_gru4rec_plus.quick_start import run
 
 from helpers import QUIET
@@ -25,16 +25,16 @@ def results(tmp_path_factory):
 
 
 @pytest.mark.parametrize("model", ["GRU4RecPlus", "Pop", "STAMP"])
-def test_bins_hold_equal_counts_and_their_weighted_mean_is_the_overall_metric(results, model):
+def test_bins_do_not_overlap_and_their_weighted_mean_is_the_overall_metric_at_every_cutoff(results, model):
     rows, test = results[model]["breakdown"], results[model]["test_result"]
     sizes = [row["targets"] for row in rows]
-    assert len(rows) == 4 and max(sizes) - min(sizes) <= 1 and sum(sizes) == len(results[model]["per_target"]["keys"])
-    for metric in ("mrr@20", "recall@20"):
-        weighted = sum(row[metric] * row["targets"] for row in rows) / sum(sizes)
-        assert weighted == pytest.approx(test[metric], abs=1e-4)  # RecBole rounds to 4 decimals
-    lows, highs = zip(*(row["support"] for row in rows))
-    assert list(lows) == sorted(lows) and all(low <= high for low, high in zip(lows, highs))
-    assert all(high <= next_low for high, next_low in zip(highs, lows[1:]))
+    assert 2 <= len(rows) <= 4 and sum(sizes) == len(results[model]["per_target"]["keys"]) and min(sizes) > 0
+    for k in (10, 20):  # topk: [10, 20]
+        for metric in (f"mrr@{k}", f"recall@{k}"):
+            weighted = sum(row[metric] * row["targets"] for row in rows) / sum(sizes)
+            assert weighted == pytest.approx(test[metric], abs=1e-4)  # RecBole rounds to 4 decimals
+    edges = [row["support"] for row in rows]
+    assert all(low < high for low, high in edges) and all(a[1] == b[0] for a, b in zip(edges, edges[1:]))
 
 
 def test_every_model_bins_the_same_targets_alike(results):
@@ -46,13 +46,16 @@ def test_every_model_bins_the_same_targets_alike(results):
     assert pop[-1]["recall@20"] > pop[0]["recall@20"]
 
 
-def test_ties_in_support_split_by_target_key_and_sizes_differ_by_at_most_one():
-    per_target = {"k": 20, "keys": [f"u{i}|x|0" for i in range(10)], "item_ids": [1] * 6 + [2] * 4,
-                  "reciprocal_rank": [1.0] * 6 + [0.0] * 4, "hit": [1] * 6 + [0] * 4}
+def test_a_support_value_is_never_split_between_bins_and_each_cutoff_is_counted_by_hand():
+    # supports 5 (six targets) and 9 (four): three bins asked, the cut inside the 5s is dropped
+    per_target = {"k": 20, "topk": [1, 3], "keys": [f"u{i}|x|0" for i in range(10)], "item_ids": [1] * 6 + [2] * 4,
+                  "rank": [1, 2, 3, 0, 1, 4, 2, 0, 0, 1]}
     rows = popularity_breakdown(per_target, np.array([0, 5, 9]), 3)
-    assert [row["targets"] for row in rows] == [4, 3, 3]
-    assert [row["support"] for row in rows] == [(5, 5), (5, 9), (9, 9)]
-    assert [row["mrr@20"] for row in rows] == [1.0, pytest.approx(2 / 3), 0.0]
+    assert [(row["support"], row["targets"]) for row in rows] == [((5, 9), 6), ((9, 10), 4)]
+    assert rows[0]["recall@1"] == pytest.approx(2 / 6) and rows[0]["recall@3"] == pytest.approx(4 / 6)
+    assert rows[0]["mrr@3"] == pytest.approx((1 + 1 / 2 + 1 / 3 + 1) / 6)
+    assert rows[1]["mrr@1"] == pytest.approx(1 / 4) and rows[1]["mrr@3"] == pytest.approx((1 / 2 + 1) / 4)
+    assert breakdown_table(rows).splitlines()[2].startswith("| [5, 9) | 6 |")
 
 
 class _Tokens:
@@ -77,3 +80,4 @@ def test_a_batch_with_one_target_is_keyed_by_its_whole_user_token():
     result = ranks.as_dict()
     assert result["keys"] == ["941|1|0", "9|3|0", "941|2|0"]
     assert result["reciprocal_rank"] == [0.5, 0.0, 1.0] and result["hit"] == [1, 0, 1]
+    assert result["rank"] == [2, 3, 1] and result["topk"] == [3]  # within the list of 3, beyond k = 2

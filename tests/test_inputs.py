@@ -19,9 +19,10 @@ FAST = ["--epochs=1", "--show_progress=False", "--threads=1", "--user_inter_num_
 
 
 def _snapshot(folder):
-    """Every file under ``folder`` with its size and modification time."""
+    """Every file and folder under ``folder``, files with their size and modification time."""
     files = {}
-    for parent, _, names in os.walk(folder):
+    for parent, folders, names in os.walk(folder):
+        files.update({os.path.relpath(os.path.join(parent, name), folder) + "/": "folder" for name in folders})
         for name in names:
             path = os.path.join(parent, name)
             stat = os.stat(path)
@@ -96,7 +97,13 @@ OPTION_CASES = [
     (["--n_samples=10"], "unknown option 'n_samples'", "did you mean n_sample?"),
     (["--learning_rat=0.1"], "unknown option 'learning_rat'", "did you mean learning_rate?"),
     # models and the command line
-    (["--model=GRU4RecPlusPlus"], "unknown model 'GRU4RecPlusPlus': plugin models are GRU4RecPlus"),
+    (["--model=GRU4RecPlusPlus"], "unknown model 'GRU4RecPlusPlus' (names are case-sensitive class names); did you "
+                                  "mean GRU4RecPlus"),
+    (["--model=GRU4RecPlu"], "unknown model 'GRU4RecPlu' (names are case-sensitive class names); did you mean "
+                             "GRU4RecPlus"),
+    (["--model=gru4recplus"], "unknown model 'gru4recplus' (names are case-sensitive class names); did you mean "
+                              "GRU4RecPlus?"),
+    (["--model=sasrec"], "did you mean SASRec?"),
     (["--dataset=no-such-data"], "dataset 'no-such-data' not found"),
     (["stray"], "unrecognised argument 'stray'"),
     (["--threads=abc"], "argument --threads: invalid int value: 'abc'"),

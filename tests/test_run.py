@@ -46,7 +46,8 @@ def test_config_files_and_command_line_layer_over_the_model_yaml(in_tmp_dir):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--model=GRU4RecPlusPlus"], "unknown model 'GRU4RecPlusPlus': plugin models are GRU4RecPlus"),
+        (["--model=GRU4RecPlusPlus"], "unknown model 'GRU4RecPlusPlus' (names are case-sensitive class names); did you "
+                                      "mean GRU4RecPlus"),
         (["--loss=hinge"], "loss='hinge' is not valid: expected one of top1, bpr"),
         (["--sample_alpha=2"], "sample_alpha"),
         (["--n_sample=-5"], "n_sample"),
@@ -103,3 +104,15 @@ def test_a_missing_movielens_release_says_what_to_download_and_where(in_tmp_dir)
     last_line = result.stderr.strip().splitlines()[-1]
     assert "https://files.grouplens.org/datasets/movielens/ml-25m.zip" in last_line
     assert str(in_tmp_dir / "data") in last_line
+
+
+def test_the_end_of_run_hint_says_what_is_true(in_tmp_dir):
+    small = ["--show_progress=False", "--threads=1", "--user_inter_num_interval=[0,30)", "--n_sample=16"]
+    # early stopping decided: resuming would stop again at once, so the hint names stopping_step
+    stopped = run("--epochs=40", "--stopping_step=1", "--learning_rate=0.5", *small, cwd=in_tmp_dir)
+    assert stopped.returncode == 0, stopped.stderr[-3000:]
+    assert "early stopping ended training after epoch" in stopped.stdout and "--stopping_step" in stopped.stdout
+    assert "--resume" not in stopped.stdout
+    # the epoch limit ended it: more epochs continue it
+    capped = run("--epochs=1", *small, cwd=in_tmp_dir)
+    assert re.search(r"to train further: python run/run.py --resume=\S+-last\.pth --epochs=11", capped.stdout)

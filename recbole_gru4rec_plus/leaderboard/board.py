@@ -13,6 +13,7 @@ import json
 
 import numpy as np
 
+from ..breakdown import support_label
 from .stats import holm, mean_and_interval, paired_wilcoxon
 
 
@@ -208,8 +209,9 @@ def _breakdown_markdown(experiment, rows):
     if not with_bins:
         return []
     bins = [(support, targets) for support, targets, _ in with_bins[0]["breakdown"]]
-    lines = [f"{experiment.ranking_metric} by the target item's training support (equal-count bins of test targets):", "",
-             "| model | " + " | ".join(f"{low}-{high} ({n})" for (low, high), n in bins) + " |",
+    lines = [f"{experiment.ranking_metric} by the target item's training support (bins of about equal count of test "
+             f"targets; [low, high): a support from low to below high):", "",
+             "| model | " + " | ".join(f"{support_label(support)} ({n})" for support, n in bins) + " |",
              "|---|" + "---:|" * len(bins)]
     for row in with_bins:
         if [(support, targets) for support, targets, _ in row["breakdown"]] != bins:

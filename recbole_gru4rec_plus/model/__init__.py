@@ -5,6 +5,7 @@ Plugin models are also registered under RecBole's own module path
 APIs (``recbole.utils.get_model``, ``load_data_and_model``) find them too.
 """
 
+import difflib
 import importlib
 import sys
 
@@ -72,11 +73,18 @@ def get_model_class(name):
     try:
         return recbole_get_model(name)
     except (ValueError, AttributeError, ImportError):  # RecBole imports exlib_recommender while searching, which needs lightgbm
-        builtin = ", ".join(recbole_model_names())
-        raise PluginError(
-            f"unknown model '{name}': plugin models are {', '.join(PLUGIN_MODELS)}; "
-            f"RecBole's built-in models are (case-sensitive class names of) {builtin}"
-        ) from None
+        raise PluginError(unknown_model_message(name)) from None
+
+
+def unknown_model_message(name):
+    """One short line: the closest model names (a case-insensitive match first), not the whole list."""
+    names = list(PLUGIN_MODELS) + recbole_model_names()
+    by_case = [known for known in names if known.lower() == str(name).lower()]
+    lowered = {known.lower(): known for known in names}
+    close = by_case or [lowered[match] for match in difflib.get_close_matches(str(name).lower(), list(lowered), n=2,
+                                                                             cutoff=0.6)]
+    hint = f"did you mean {' or '.join(close)}?" if close else "python run/run.py --help names the models"
+    return f"unknown model '{name}' (names are case-sensitive class names); {hint}"
 
 
 _import_recbole_sequential_models()
