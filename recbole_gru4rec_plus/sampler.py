@@ -79,6 +79,7 @@ class PopularitySampler:
     def _refill(self):
         """Fill a new (cache_size, n_sample) cache with fresh draws: O(1) work per draw, made in
         chunks so that the temporaries stay small (and in cache)."""
+        self._refill_state = self.generator.get_state()  # what a resumed run redraws this cache from
         cache = torch.empty(self.cache_size * self.n_sample, dtype=torch.int64)
         for chunk in cache.split(_REFILL_CHUNK):
             self._draw(chunk)
@@ -94,13 +95,19 @@ class PopularitySampler:
         torch.where(kept, self._items.index_select(0, columns), self._alias_items.index_select(0, columns), out=out)
 
     def state_dict(self):
-        """The generator and the unused part of the cache: resuming draws exactly what an
-        uninterrupted run would have drawn."""
-        return {"generator": self.generator.get_state(), "cache": self._cache, "row": self._row}
+        """The generator's state before the current cache was drawn and the position in that cache
+        (a few kB, not the cache's cache_size x n_sample ids): resuming redraws the same cache and
+        goes on exactly where an uninterrupted run would."""
+        filled = self._cache is not None
+        return {"generator": self._refill_state if filled else self.generator.get_state(), "filled": filled,
+                "row": self._row}
 
     def load_state_dict(self, state):
         self.generator.set_state(state["generator"])
-        self._cache, self._row = state["cache"], state["row"]
+        self._cache, self._row = None, self.cache_size
+        if state["filled"]:
+            self._refill()
+            self._row = state["row"]
 
     def sample(self) -> torch.LongTensor:
         """Return the next step's (n_sample,) int64 item ids (a row view of the cache)."""

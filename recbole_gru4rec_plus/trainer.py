@@ -96,16 +96,19 @@ class RunCheckpointMixin:
         self._train_data = self._trained_epoch = None
         self._keep_checkpoints = True
 
-    def _checkpoint(self, epoch):
-        return {
-            "config": self.config, "epoch": epoch, "cur_step": self.cur_step,
-            "best_valid_score": self.best_valid_score, "state_dict": self.model.state_dict(),
-            "other_parameter": self.model.other_parameter(), "optimizer": self.optimizer.state_dict(),
-        }
+    def _checkpoint(self, epoch, optimizer=True):
+        state = {"config": self.config, "epoch": epoch, "cur_step": self.cur_step,
+                 "best_valid_score": self.best_valid_score, "state_dict": self.model.state_dict(),
+                 "other_parameter": self.model.other_parameter()}
+        if optimizer:
+            state["optimizer"] = self.optimizer.state_dict()
+        return state
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        """The best model, for the final test and load_data_and_model: no optimizer state (resuming
+        reads the last checkpoint)."""
         path = kwargs.pop("saved_model_file", self.saved_model_file)
-        atomic_torch_save(self._checkpoint(epoch), path)
+        atomic_torch_save(self._checkpoint(epoch, optimizer=False), path)
         self.best_epoch = epoch
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {path}")

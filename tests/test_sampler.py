@@ -112,3 +112,21 @@ def test_alias_table_gives_exactly_the_probabilities(supports, alpha):
     implied.index_add_(0, s._alias_items, (1 - s._keep) / n)
     torch.testing.assert_close(implied, s.probabilities, rtol=1e-12, atol=1e-15)
     assert set(s._alias_items.tolist()) <= set(np.flatnonzero(np.asarray(supports) > 0).tolist())
+
+
+def test_the_saved_state_is_small_and_resumes_the_draws_exactly():
+    import pickle
+
+    supports = torch.arange(1, 501, dtype=torch.float64)
+    first = PopularitySampler(supports, 0.5, 64, 8, seed=3)
+    for _ in range(13):  # into the second cache
+        first.sample()
+    state = pickle.loads(pickle.dumps(first.state_dict()))
+    assert len(pickle.dumps(state)) < 10_000  # the generator and a position, not 8 x 64 ids
+    ahead = [first.sample().clone() for _ in range(20)]  # the rest of this cache and two more
+    second = PopularitySampler(supports, 0.5, 64, 8, seed=99)
+    second.load_state_dict(state)
+    assert all(torch.equal(a, b) for a, b in zip(ahead, (second.sample() for _ in range(20))))
+    fresh = PopularitySampler(supports, 0.5, 64, 8, seed=3)
+    fresh.load_state_dict(PopularitySampler(supports, 0.5, 64, 8, seed=3).state_dict())  # saved before any draw
+    assert torch.equal(fresh.sample(), PopularitySampler(supports, 0.5, 64, 8, seed=3).sample())
