@@ -73,6 +73,25 @@ class PluginConfig(Config):
         self.unused_options = check_keys(self.external_config_dict, self["model"], self.model_class)
         check_values(self, self.model_class)
 
+    def __str__(self):
+        """RecBole's dump of the configuration, showing what runs: the device in use (no use_gpu or
+        gpu_id without a GPU) and what the model says of itself (``shown_options``)."""
+        import torch
+
+        shown = dict(self.final_config_dict)
+        if not (torch.cuda.is_available() and shown.get("use_gpu")):
+            shown.pop("use_gpu", None)
+            shown.pop("gpu_id", None)
+        shown["device"] = str(shown.get("device"))
+        describe = getattr(self.model_class, "shown_options", None)
+        if describe is not None:
+            shown = describe(shown)
+        real, self.final_config_dict = self.final_config_dict, shown
+        try:
+            return super().__str__()
+        finally:
+            self.final_config_dict = real
+
     def _convert_config_dict(self, config_dict):
         return {key: read_value(value) if isinstance(value, str) else value for key, value in config_dict.items()}
 

@@ -19,7 +19,7 @@ from recbole.utils import ModelType, init_seed, set_color
 
 from .breakdown import breakdown_table, item_events, popularity_breakdown, training_supports
 from .config import PluginConfig, read_value
-from .data.dataset import ExactTimesMixin, SessionParallelDataset
+from .data.dataset import CountsMixin, ExactTimesMixin, SessionParallelDataset
 from .data.movielens import prepare_movielens
 from .data.session_parallel import SessionParallelDataLoader
 from .data.checks import DuplicateRowsMixin, check_atomic_files, check_prepared_data
@@ -36,13 +36,13 @@ warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.")
 def dataset_class(config):
     """The dataset class for a model: the one a plugin model declares (``DATASET``), RecBole's
     choice otherwise (recbole.data.utils.create_dataset), each counting (and on request dropping)
-    duplicate rows, and each keeping exact times (``ExactTimesMixin``)."""
+    duplicate rows, each keeping exact times (``ExactTimesMixin``) and naming its counts (``CountsMixin``)."""
     base = getattr(config.model_class, "DATASET", None)
     if base is None:
         module = importlib.import_module("recbole.data.dataset")
         by_type = {ModelType.SEQUENTIAL: "SequentialDataset", ModelType.KNOWLEDGE: "KnowledgeBasedDataset"}
         base = getattr(module, config["model"] + "Dataset", None) or getattr(module, by_type.get(config["MODEL_TYPE"], "Dataset"))
-    mixins = (DuplicateRowsMixin,) if issubclass(base, ExactTimesMixin) else (DuplicateRowsMixin, ExactTimesMixin)
+    mixins = (CountsMixin, DuplicateRowsMixin) + (() if issubclass(base, ExactTimesMixin) else (ExactTimesMixin,))
     return type(base.__name__, (*mixins, base), {})
 
 

@@ -23,6 +23,14 @@ def test_gru4recplus_trains_and_evaluates_on_ml_100k(in_tmp_dir):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "test: {'recall@10'" in result.stdout
     assert "mrr@20" in result.stdout
+    # the logged configuration says what runs, and the counts what they count
+    log = result.stderr
+    assert re.search(r"optimizer = Adagrad with momentum 0\.0 on the rows each step touches", log)
+    assert "negatives = the other rows' targets + 2048 shared samples drawn ∝ support^0.5" in log
+    assert re.search(r"final_act = elu-0\.5\b", log) and re.search(r"device = cpu\b", log)
+    for absent in ("learner =", "train_neg_sample_args =", "use_gpu =", "weight_decay ="):
+        assert absent not in log, absent
+    assert "943 users, 1682 items, 100000 interaction rows" in log
     saved = sorted(os.listdir(in_tmp_dir / "saved"), key=lambda name: name.endswith("-last.pth"))
     assert len(saved) == 2 and saved[1].endswith("-last.pth")
     # what resuming needs and no more: the sampler's generator and position, not its cache of
@@ -39,6 +47,7 @@ def test_builtin_gru4rec_runs_through_the_same_pipeline(in_tmp_dir):
     result = run("--model=GRU4Rec", *FAST, "--hidden_size=32", "--embedding_size=32", cwd=in_tmp_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "test: {'recall@10'" in result.stdout
+    assert "learner = adam" in result.stderr and "use_gpu =" not in result.stderr  # what RecBole's model does use
 
 
 def test_config_files_and_command_line_layer_over_the_model_yaml(in_tmp_dir):

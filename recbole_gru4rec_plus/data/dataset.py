@@ -56,6 +56,25 @@ def ratio_counts(n_targets, ratios):
     return counts[1], counts[2]
 
 
+class CountsMixin:
+    """RecBole's dataset summary with counts named for what they are: RecBole's user_num and
+    item_num include its padding id 0 (944 'users' for ml-100k's 943), and a session file's
+    'users' are sessions."""
+
+    def __str__(self):
+        lines = super().__str__().splitlines()
+        kind = "sessions" if self.uid_field == "session_id" else "users"
+        counts = []
+        if self.uid_field:
+            counts.append(f"{self.user_num - 1} {kind}")
+        if self.iid_field:
+            counts.append(f"{self.item_num - 1} items")
+        counts.append(f"{self.inter_num} interaction rows")
+        replaced = ("The number of users", "The number of items", "The number of inters")
+        kept = [line for line in lines[1:] if not any(name in line for name in replaced)]
+        return "\n".join([lines[0], ", ".join(counts) + " (RecBole's ids add a padding id 0 to users and items)", *kept])
+
+
 class ExactTimesMixin:
     """RecBole stores float fields as float32, which resolves Unix times only to 128 s: events
     that far apart tie, and its stable sort then orders them as the file does, not by time. Every

@@ -37,6 +37,17 @@ def _final_activation(value):
     return True
 
 
+def resolved_final_act(config):
+    """final_act as it runs: unset means the original's choice, linear scores for cross-entropy
+    (its ELU belongs to BPR-max) and elu-0.5 for the ranking losses."""
+    return config["final_act"] or ("linear" if str(config["loss"]).strip().lower() == "cross-entropy" else "elu-0.5")
+
+
+# RecBole keys that GRU4RecPlus's trainer and model never read: left out of the logged configuration
+NOT_READ = ("learner", "weight_decay", "train_neg_sample_args", "neg_sampling", "clip_grad_norm", "enable_amp",
+            "enable_scaler", "require_pow")
+
+
 class GRU4RecPlus(SequentialRecommender):
     """GRU4Rec with session-parallel training, sampled negatives and ranking losses."""
 
@@ -66,6 +77,21 @@ class GRU4RecPlus(SequentialRecommender):
         "dwell_threshold": options.number(low=0, low_open=True, optional=True, example=60),
         "dwell_max_copies": options.integer(low=1, example=10),
     }
+
+    @staticmethod
+    def shown_options(options):
+        """The logged configuration: what runs (optimizer, negatives, final activation resolved),
+        without the RecBole keys this model never reads."""
+        for key in NOT_READ:
+            options.pop(key, None)
+        n_sample = options["n_sample"]
+        options["optimizer"] = (f"Adagrad with momentum {options['momentum']} on the rows each step touches "
+                                f"(learning_rate {options['learning_rate']})")
+        options["negatives"] = ("every item (full softmax)" if n_sample == -1 else "the other rows' targets" if not n_sample
+                                else f"the other rows' targets + {n_sample} shared samples drawn ∝ "
+                                     f"support^{options['sample_alpha']}")
+        options["final_act"] = resolved_final_act(options)
+        return options
 
     @staticmethod
     def check_options(config):
@@ -98,8 +124,7 @@ class GRU4RecPlus(SequentialRecommender):
         self.logq = float(config["logq"] or 0.0)
         self.logq_tail_as_original = config["logq_tail"] == "original"
         self.loss_fct = build_loss(config["loss"], bpreg=config["bpreg"])
-        # unset final_act: the original's choice, linear scores for cross-entropy (its ELU belongs to BPR-max)
-        self.final_act = config["final_act"] or ("linear" if loss_name == "cross-entropy" else "elu-0.5")
+        self.final_act = resolved_final_act(config)
         self.final_activation = parse_final_activation(self.final_act)
 
         supports = np.bincount(dataset.inter_feat[self.ITEM_ID].numpy(), minlength=self.n_items)
