@@ -403,3 +403,21 @@ def test_the_shipped_experiments_load():
     for name in ("ml-100k.yaml", "ml-100k-quick.yaml", "diginetica.yaml", "ml-25m-mos.yaml"):
         experiment = load_experiment(os.path.join(ROOT, "experiments", name))
         assert experiment.models and experiment.seeds and experiment.metrics
+
+
+def test_the_readme_example_experiment_runs_as_written_on_a_budget(tmp_path, monkeypatch):
+    import yaml
+
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        example = f.read().split("```yaml\n", 1)[1].split("```", 1)[0]
+    data = yaml.safe_load(example)
+    # the budget, nothing else: one epoch on the users with fewer than 30 ratings, two seeds
+    data["datasets"]["ml-100k"]["user_inter_num_interval"] = "[0,30)"
+    data["settings"].update(epochs=1, threads=1)
+    data["seeds"] = [1, 2]
+    path = tmp_path / "example.yaml"
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.chdir(tmp_path)
+    _, board, counts = run_experiment(str(path), str(tmp_path / "out"), report=_quiet)
+    assert counts == {"cells": 13, "ran": 13, "failed": 0}  # 2 x 4 labels + the grid's 4 points on seed 1 + 1
+    assert {row["label"] for row in board["ml-100k"] if row["seeds"] == 2} == set(data["models"])
