@@ -112,6 +112,7 @@ RECBOLE_OPTIONS = {
 # the plugin's own keys for every model (properties/overall.yaml)
 PLUGIN_OPTIONS = {
     "threads": integer(low=1, optional=True),
+    "detect_anomaly": boolean(),
     "session_gap": number(low=0, low_open=True, optional=True, example=1800),
     "SESSION_ID_FIELD": text(optional=True),
     "drop_duplicate_rows": boolean(),

@@ -85,8 +85,11 @@ def data_preparation(config, dataset):
 
 
 def set_threads(config):
+    """The run's torch threads, and anomaly detection as the run asks: off unless ``detect_anomaly``,
+    whatever imported RecBole's sine.py (which turns it on for the process) and when."""
     if config["threads"] is not None:
         torch.set_num_threads(config["threads"])
+    torch.autograd.set_detect_anomaly(bool(config["detect_anomaly"]))
 
 
 def resumed_config(path, config_dict=None):

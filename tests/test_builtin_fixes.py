@@ -38,3 +38,30 @@ def test_loading_recbole_models_leaves_autograd_anomaly_detection_off():
         get_model_class(name)
     assert "recbole.model.sequential_recommender.sine" in sys.modules
     assert not torch.is_anomaly_enabled()
+
+
+def test_a_run_turns_anomaly_detection_off_whatever_was_imported_first(tmp_path):
+    """A Python-API user who imports RecBole's sequential models before the plugin: sine.py has
+    turned anomaly detection on for the process, and every run still trains with it off."""
+    import subprocess
+    import sys
+
+    script = """
+import recbole.model.sequential_recommender  # first: sine.py turns anomaly detection on
+import torch
+assert torch.is_anomaly_enabled()
+from recbole_gru4rec_plus.quick_start import run
+from recbole_gru4rec_plus.model.gru4rec_plus import GRU4RecPlus
+seen = []
+original = GRU4RecPlus.calculate_loss
+def calculate_loss(self, batch):
+    seen.append(torch.is_anomaly_enabled())
+    return original(self, batch)
+GRU4RecPlus.calculate_loss = calculate_loss
+run("GRU4RecPlus", "ml-100k", None, {"epochs": 1, "threads": 1, "show_progress": False, "n_sample": 16,
+                                     "user_inter_num_interval": "[0,30)"}, saved=False)
+assert seen and not any(seen), seen
+print("off in every step")
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "off in every step" in result.stdout, result.stderr[-2000:]

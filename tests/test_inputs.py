@@ -276,3 +276,9 @@ def test_an_import_never_replaces_a_folder_holding_other_files(tmp_path, capsys)
     code, _, err = _import(["--input", str(source), "--name", "x", "--data-path", str(tmp_path / "d"), "--overwrite",
                             "--test-days", "0.002", "--min-item-support", "1"], capsys)
     _assert_one_clear_error(code, err, before, _snapshot(tmp_path), "also holds notes.txt")
+
+
+def test_an_unknown_model_is_one_short_line_with_the_closest_names(in_tmp_dir, capsys):
+    code, _, err = _run([*FAST, "--model=GRU4RecPlu"], in_tmp_dir, capsys)
+    line = err.strip().splitlines()[-1]
+    assert code == 2 and len(line) < 200 and line.endswith("did you mean GRU4RecPlus?"), line

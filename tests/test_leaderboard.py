@@ -95,6 +95,10 @@ def test_the_board_files_and_the_picture_are_written(tiny_run):
     assert "| 1 |" in markdown and "best" in markdown and "Pop" in markdown
     lines = (folder / "out" / "leaderboard.csv").read_text().strip().splitlines()
     assert lines[0].startswith("dataset,rank,label") and len(lines) == 4
+    import re
+
+    decimals = [len(part) for line in lines[1:] for part in re.findall(r"\d\.(\d+)", line)]
+    assert decimals and max(decimals) <= 4  # rounded as the board shows it, no float noise
     png = folder / "out" / "leaderboard.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 

@@ -31,6 +31,9 @@ def test_gru4recplus_trains_and_evaluates_on_ml_100k(in_tmp_dir):
     for absent in ("learner =", "train_neg_sample_args =", "use_gpu =", "weight_decay ="):
         assert absent not in log, absent
     assert "943 users, 1682 items, 100000 interaction rows" in log
+    result = run("--model=GRU4RecPlus", "--dataset=ml-100k", "--epochs=1", "--show_progress=False", "--no_save",
+                 "--user_inter_num_interval=[0,30)", cwd=in_tmp_dir)  # no --threads: the default holds under load
+    assert result.returncode == 0 and re.search(r"\bthreads = 1\b", result.stderr)
     saved = sorted(os.listdir(in_tmp_dir / "saved"), key=lambda name: name.endswith("-last.pth"))
     assert len(saved) == 2 and saved[1].endswith("-last.pth")
     # what resuming needs and no more: the sampler's generator and position, not its cache of

@@ -385,8 +385,10 @@ class GRU4RecPlus(SequentialRecommender):
         return self._row_scores(output, items)
 
     def full_sort_predict(self, interaction):
-        """Scores of all items: linear for the softmax head (the final activation is monotone and
-        would only add ties), the mixture's log-probabilities for head: mos."""
+        """Scores of all items: linear for the softmax head, as the original ranks them (its final
+        activation belongs to the loss; for linear, relu, tanh and a positive leaky slope or ELU
+        alpha the order is the same, up to ties they would add, while a negative slope or alpha is
+        not monotone and would reorder), the mixture's log-probabilities for head: mos."""
         output = self._encode(interaction)
         return self._all_scores(output) if self.mixture is None else self._log_probs(output)
 
