@@ -95,8 +95,8 @@ RECBOLE_OPTIONS = {
     "learning_rate": number(low=0, low_open=True, example=0.001),
     "weight_decay": number(low=0),
     "seed": integer(example=2020),
-    "stopping_step": integer(low=1, example=10),
-    "eval_step": integer(low=1),
+    "stopping_step": integer(low=0, example=10),  # RecBole: stop after more than this many evaluations without gain
+    "eval_step": integer(),  # RecBole: validate every eval_step epochs; <= 0 = never, and the final model is tested
     "MAX_ITEM_LIST_LENGTH": integer(low=1, example=50),
     "topk": positive_ints(),
     "reproducibility": boolean(),

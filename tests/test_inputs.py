@@ -83,7 +83,8 @@ OPTION_CASES = [
     (["--valid_metric=MRR@7"], "valid_metric='MRR@7' is not among the metrics computed"),
     (["--metrics=['Recal']"], "There is no metric named 'Recal'"),
     (["--MAX_ITEM_LIST_LENGTH=0"], "MAX_ITEM_LIST_LENGTH=0 is not valid"),
-    (["--stopping_step=0"], "stopping_step=0 is not valid"),
+    (["--stopping_step=-1"], "stopping_step=-1 is not valid"),
+    (["--eval_step=x"], "eval_step='x' is not valid"),
     (["--dwell_threshold=-1"], "dwell_threshold=-1 is not valid"),
     (["--dwell_max_copies=0"], "dwell_max_copies=0 is not valid"),
     (["--bpreg=-1"], "bpreg=-1 is not valid"),
@@ -282,3 +283,12 @@ def test_an_unknown_model_is_one_short_line_with_the_closest_names(in_tmp_dir, c
     code, _, err = _run([*FAST, "--model=GRU4RecPlu"], in_tmp_dir, capsys)
     line = err.strip().splitlines()[-1]
     assert code == 2 and len(line) < 200 and line.endswith("did you mean GRU4RecPlus?"), line
+
+
+@pytest.mark.parametrize("eval_step", ["0", "-1"])
+def test_eval_step_below_one_trains_without_validation_and_tests_the_final_model_as_recbole_does(in_tmp_dir, capsys,
+                                                                                                eval_step):
+    code, out, err = _run([*FAST[1:], "--epochs=2", f"--eval_step={eval_step}", "--stopping_step=0"], in_tmp_dir, capsys)
+    assert code == 0, err[-2000:]
+    assert "best valid: {}" in out and "test: {'recall@10'" in out
+    assert "evaluating" not in err  # no validation epoch
