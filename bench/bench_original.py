@@ -8,7 +8,7 @@
 The original is imported from DIR and run as it is (its own iterator, sampler, optimizer and
 ``evaluation.batch_eval``); nothing of it is copied here. Both train on the same training file
 and are tested on the same test file, made by this package's GRU4Rec session protocol
-(REFERENCE §8) from: the real DIGINETICA sample and ml-latest-small ratings (user histories
+(docs/algorithm.md §8) from: the real DIGINETICA sample and ml-latest-small ratings (user histories
 cut at 1 h gaps, as sessions) that the tests ship, and synthetic Zipf sessions with a planted
 item-to-item signal. Both use the same hyperparameters: GRU4RecPlus's defaults (BPR-max) and
 the original's published RSC15 setting (``paper/gru4rec_rsc15.yaml``: cross-entropy, log-Q),

@@ -116,7 +116,7 @@ def _floored(neg_log, epsilon):
 
 class _BPRMaxFunction(torch.autograd.Function):
     """Mean over rows of BPR-max, -log(sum_j s_j sigma(p - x_j) + epsilon) + bpreg * sum_j s_j x_j^2,
-    and its gradients (REFERENCE §3; s = softmax over the negatives, p the positive's score;
+    and its gradients (docs/algorithm.md §3; s = softmax over the negatives, p the positive's score;
     epsilon as in the original, see _floored).
 
     With e, z, m from _softmax_parts (e_j = w_j exp(x_j - m)), sum_j e_j sigma(p - x_j) = c * T,
@@ -334,7 +334,7 @@ class CrossEntropyLoss(_RankingLoss):
 
 
 def mixture_cross_entropy(own, head_scores, weight, log_prior, epsilon=ORIGINAL_EPSILON):
-    """Cross-entropy of a Mixture of Softmaxes (REFERENCE §7), the mean over rows of
+    """Cross-entropy of a Mixture of Softmaxes (docs/algorithm.md §7), the mean over rows of
     -log(sum_k pi_k p_k(own) + epsilon), computed in log space.
 
     ``head_scores`` (rows, K, C): each head's scores of the row's columns; ``own`` (rows,): the

@@ -32,7 +32,7 @@ def test_bad_dwell_options_name_the_option(threshold, max_copies, option):
 
 
 def _expected_sliced_sessions(users, items, times, gap, threshold, max_copies):
-    """Training sessions with dwell-time slicing, by a plain loop over the events (REFERENCE §4, §6)."""
+    """Training sessions with dwell-time slicing, by a plain loop over the events (docs/algorithm.md §4, §6)."""
     sessions, current = [], []
     for k in range(len(items)):
         if k and (users[k] != users[k - 1] or times[k] - times[k - 1] > gap):

@@ -1,4 +1,4 @@
-"""HRNN (REFERENCE §5) against independent computations, its user-parallel batches, its
+"""HRNN (docs/algorithm.md §5) against independent computations, its user-parallel batches, its
 warm-up evaluation, a planted user-taste signal, and runs through the same pipeline as every model."""
 
 import numpy as np

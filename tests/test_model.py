@@ -1,4 +1,4 @@
-"""GRU4RecPlus's training step and prediction against independent computations (REFERENCE §1-§3)."""
+"""GRU4RecPlus's training step and prediction against independent computations (docs/algorithm.md §1-§3)."""
 
 import pytest
 import torch
@@ -61,7 +61,7 @@ def _reference_hidden(model, inputs, states):
 
 
 def _reference_loss(model, batch, samples, supports, alpha, states):
-    """The original's step loss (REFERENCE §2-§3): columns are the rows' targets, then the samples,
+    """The original's step loss (docs/algorithm.md §2-§3): columns are the rows' targets, then the samples,
     duplicates and all; score = h·W + b; log-Q subtracts logq·log Q per column, Q = supp for the
     in-batch columns and supp^α for the sampled ones (the original takes the first B columns as
     the in-batch ones, also at the tail; logq_tail: exact takes the rows' targets); every column

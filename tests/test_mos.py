@@ -1,4 +1,4 @@
-"""The Mixture-of-Softmaxes head (REFERENCE §7): its loss against an independent column-by-column
+"""The Mixture-of-Softmaxes head (docs/algorithm.md §7): its loss against an independent column-by-column
 computation, K = 1 as the plain head, full-softmax training, probabilities and chunked scoring."""
 
 import math
@@ -31,7 +31,7 @@ def _step(model, samples=SAMPLES):
 
 
 def _reference_mixture_loss(model, supports, alpha, full_softmax=False):
-    """REFERENCE §7 written out: head states tanh(P_k h), weights softmax(W_pi h); each head's
+    """docs/algorithm.md §7 written out: head states tanh(P_k h), weights softmax(W_pi h); each head's
     softmax over the step's columns (the rows' targets, then the samples, duplicates and all),
     log-Q subtracted per column as for the plain head; -log(sum_k pi_k p_k(target) + 1e-24),
     summed over rows and divided by the slots. ``full_softmax``: the columns are items 1..n."""

@@ -1,4 +1,4 @@
-"""The session-aware protocol (REFERENCE §8, HRNN's): user-session logs in, benchmark files out,
+"""The session-aware protocol (docs/algorithm.md §8, HRNN's): user-session logs in, benchmark files out,
 and every model evaluated on the same targets, each seeing what it can use."""
 
 import os

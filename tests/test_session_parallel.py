@@ -1,4 +1,4 @@
-"""Session-parallel batches (REFERENCE §1), checked slot by slot against a plain simulation."""
+"""Session-parallel batches (docs/algorithm.md §1), checked slot by slot against a plain simulation."""
 
 import numpy as np
 import pytest

@@ -241,7 +241,7 @@ class SessionParallelDataset(ExactTimesMixin, SequentialDataset):
     def _benchmark_history(self, rows):
         """Evaluation rows of benchmark files whose histories span a user's sessions (with
         ``session_start_list``): cut at the current session's start, which is all that
-        GRU4RecPlus reads (REFERENCE §6)."""
+        GRU4RecPlus reads (docs/algorithm.md §6)."""
         if SESSION_START_LIST not in rows:
             return rows
         flags = rows[SESSION_START_LIST].numpy() > 0

@@ -1,4 +1,4 @@
-"""Dwell-time slicing (Bogina & Kuflik, RecTemp 2017; REFERENCE §4), for training sequences only."""
+"""Dwell-time slicing (Bogina & Kuflik, RecTemp 2017; docs/algorithm.md §4), for training sequences only."""
 
 import numpy as np
 

@@ -1,5 +1,5 @@
 """User-session logs in, RecBole benchmark files out: the session-aware protocol of HRNN's paper
-(Quadrana et al., RecSys 2017; REFERENCE §8).
+(Quadrana et al., RecSys 2017; docs/algorithm.md §8).
 
 A reader turns a tab-separated ``UserId SessionId ItemId Time`` log (SessionId optional: sessions
 then end after ``session_gap`` idle seconds) into a frame with the columns ``user_id``,

@@ -1,7 +1,7 @@
 """Session datasets in, RecBole benchmark files out: the evaluation protocol of the GRU4Rec papers.
 
 Readers turn a raw log into one frame with the columns ``session_id``, ``item_id`` (a string
-token) and ``timestamp`` (float seconds). The protocol steps (REFERENCE §8) each take and return
+token) and ``timestamp`` (float seconds). The protocol steps (docs/algorithm.md §8) each take and return
 such a frame: collapse repeats, iterative support filter, time split (sessions that start in the
 last D days), removal of test items unseen in training. ``write_benchmark_files`` writes one
 prefix row per target (every event after the first of a session) in RecBole's pre-split

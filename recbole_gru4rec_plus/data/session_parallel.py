@@ -1,4 +1,4 @@
-"""Session- and user-parallel mini-batches (REFERENCE §1, §5): B slots, each walking through one
+"""Session- and user-parallel mini-batches (docs/algorithm.md §1, §5): B slots, each walking through one
 unit of the training data event by event, and taking the next unit when done. A unit is a session
 (GRU4RecPlus) or a user's sessions in order (HRNN): one schedule serves both.
 

@@ -1,4 +1,4 @@
-"""Where sessions start inside time-ordered user histories (REFERENCE §6)."""
+"""Where sessions start inside time-ordered user histories (docs/algorithm.md §6)."""
 
 import numpy as np
 

@@ -1,4 +1,4 @@
-"""HRNN's data: users' histories cut into sessions (REFERENCE §5-§6).
+"""HRNN's data: users' histories cut into sessions (docs/algorithm.md §5-§6).
 
 Training is user-parallel (each slot walks one user's sessions in order, see
 ``session_parallel``); the training sessions carry their users' boundaries. Evaluation rows

@@ -1,4 +1,4 @@
-"""The board's statistics (REFERENCE §10): mean and 95% interval over seeds (Student t), and a
+"""The board's statistics (docs/algorithm.md §10): mean and 95% interval over seeds (Student t), and a
 paired test over the same test targets (Wilcoxon signed-rank), Holm-corrected."""
 
 import math

@@ -1,6 +1,6 @@
 """GRU4RecPlus: GRU4Rec as in the original (Hidasi et al., ICLR 2016; Hidasi & Karatzoglou, CIKM 2018).
 
-Session-parallel mini-batches (REFERENCE §1), scores over in-batch targets plus shared
+Session-parallel mini-batches (docs/algorithm.md §1), scores over in-batch targets plus shared
 supp^α negatives (§2), the ranking losses and log-Q (§3). Training steps come from
 ``SessionParallelDataLoader``; validation and test go through RecBole's full-sort evaluator,
 which calls ``full_sort_predict`` on RecBole's item-list rows.
@@ -119,7 +119,7 @@ class GRU4RecPlus(SequentialRecommender):
         hidden_size = self.layer_sizes[-1]
         self.embedding_size = config["embedding"]
         self.constrained_embedding = bool(config["constrained_embedding"])
-        self.n_slots = config["train_batch_size"]  # B: a step's loss is its rows' sum over B (REFERENCE §1)
+        self.n_slots = config["train_batch_size"]  # B: a step's loss is its rows' sum over B (docs/algorithm.md §1)
         loss_name = str(config["loss"]).strip().lower()
         self.logq = float(config["logq"] or 0.0)
         self.logq_tail_as_original = config["logq_tail"] == "original"
@@ -158,7 +158,7 @@ class GRU4RecPlus(SequentialRecommender):
         self._session_state = None
 
     def _register_log_q(self, supports, alpha):
-        """log-Q as in the original (REFERENCE §3): a column drawn as another slot's target has
+        """log-Q as in the original (docs/algorithm.md §3): a column drawn as another slot's target has
         Q = supp, a sampled one Q = supp^α. Every column's score is corrected by -logq·log supp,
         and a sampled occurrence then weighs supp^(logq·(1-α)) in the softmax: the same loss."""
         log_support = torch.log(torch.as_tensor(supports, dtype=torch.float64).clamp_min(1.0))
@@ -177,7 +177,7 @@ class GRU4RecPlus(SequentialRecommender):
     def _step(self, items, states, embedded=None, gate_input=None):
         """One step from the input ``items`` (or their looked-up input ``embedded`` rows): the new
         state of every layer, each after its dropout. As in the original, the dropped-out state is
-        both the next layer's input and the state carried to the next step (REFERENCE §1).
+        both the next layer's input and the state carried to the next step (docs/algorithm.md §1).
         ``gate_input``: added to the first layer's reset and update gates (HRNN's user term)."""
         new_states = []
         if self.one_hot_layer is not None:  # dropout_p_embed acts on this layer's output
@@ -249,7 +249,7 @@ class GRU4RecPlus(SequentialRecommender):
 
         ``columns``: the distinct item (index into ``items``) of each in-batch column (the rows'
         targets), then of each sample. Every column but the row's own target is a negative of the
-        row (REFERENCE §2); with log-Q, a sampled occurrence counts supp^(logq·(1-α)) times. At the
+        row (docs/algorithm.md §2); with log-Q, a sampled occurrence counts supp^(logq·(1-α)) times. At the
         epoch's tail, ``logq_tail: original`` does what the original does there: it corrects the
         first B columns as in-batch ones, the rows' targets and the first B - rows samples.
         """
@@ -271,7 +271,7 @@ class GRU4RecPlus(SequentialRecommender):
 
         Each distinct item of the step (its targets and samples, and with constrained_embedding
         its inputs) is looked up and scored once, and the loss counts it as often as it is a
-        negative: the loss of REFERENCE §2-§3 over all rows' targets and the n_sample samples,
+        negative: the loss of docs/algorithm.md §2-§3 over all rows' targets and the n_sample samples,
         with fewer columns to score, and embedding gradients with one row per item. With
         ``n_sample: -1`` every item is scored, once, and is a negative of every row but its own.
         The step loss is the rows' sum divided by B, the full number of slots, as in the original.

@@ -1,4 +1,4 @@
-"""HRNN: personalised session-based recommendation (Quadrana et al., RecSys 2017; REFERENCE §5).
+"""HRNN: personalised session-based recommendation (Quadrana et al., RecSys 2017; docs/algorithm.md §5).
 
 GRU4RecPlus's session GRU, scores, sampler, losses and log-Q, plus a user-level GRU with one
 step per finished session: when a user's next session starts, the user state takes the session

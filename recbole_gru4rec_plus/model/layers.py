@@ -59,7 +59,7 @@ def gather_distinct_rows(weight, rows, picks=None, touched=None):
 
 
 class GRULayer(nn.Module):
-    """One GRU layer, computed as ``torch.nn.GRUCell`` computes it (REFERENCE §1):
+    """One GRU layer, computed as ``torch.nn.GRUCell`` computes it (docs/algorithm.md §1):
 
         r, z = sigmoid(x W_ir + b_ir + h W_hr + b_hr), sigmoid(x W_iz + b_iz + h W_hz + b_hz)
         n = tanh(x W_in + b_in + r * (h W_hn + b_hn)),   h' = (1 - z) n + z h
@@ -127,7 +127,7 @@ class OneHotGRULayer(nn.Module):
 
 
 class MixtureHeads(nn.Module):
-    """The Mixture of Softmaxes' heads (Yang et al., ICLR 2018; REFERENCE §7): for a state h, K
+    """The Mixture of Softmaxes' heads (Yang et al., ICLR 2018; docs/algorithm.md §7): for a state h, K
     head states g_k = tanh(P_k h) and the log mixture weights log softmax(W_pi h). The heads
     share the output item vectors and biases; the caller scores each g_k as it scores h."""
 
