@@ -282,7 +282,7 @@ def test_an_import_never_replaces_a_folder_holding_other_files(tmp_path, capsys)
 def test_an_unknown_model_is_one_short_line_with_the_closest_names(in_tmp_dir, capsys):
     code, _, err = _run([*FAST, "--model=GRU4RecPlu"], in_tmp_dir, capsys)
     line = err.strip().splitlines()[-1]
-    assert code == 2 and len(line) < 200 and line.endswith("did you mean GRU4RecPlus?"), line
+    assert code == 2 and len(line) < 200 and "did you mean GRU4RecPlus" in line, line
 
 
 @pytest.mark.parametrize("eval_step", ["0", "-1"])

@@ -404,7 +404,7 @@ def test_a_bad_experiment_is_one_error_line_before_any_cell_runs(tmp_path, case)
 
 
 def test_the_shipped_experiments_load():
-    for name in ("ml-100k.yaml", "ml-100k-quick.yaml", "diginetica.yaml", "ml-25m-mos.yaml"):
+    for name in ("ml-100k.yaml", "rsc15-100k.yaml", "ml-100k-quick.yaml", "diginetica.yaml", "ml-25m-mos.yaml"):
         experiment = load_experiment(os.path.join(ROOT, "experiments", name))
         assert experiment.models and experiment.seeds and experiment.metrics
 
