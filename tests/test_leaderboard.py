@@ -425,3 +425,20 @@ def test_the_readme_example_experiment_runs_as_written_on_a_budget(tmp_path, mon
     _, board, counts = run_experiment(str(path), str(tmp_path / "out"), report=_quiet)
     assert counts == {"cells": 13, "ran": 13, "failed": 0}  # 2 x 4 labels + the grid's 4 points on seed 1 + 1
     assert {row["label"] for row in board["ml-100k"] if row["seeds"] == 2} == set(data["models"])
+
+
+def test_no_run_writes_the_board_from_the_cells_there_and_runs_none(tiny_run, tmp_path):
+    import shutil
+
+    folder, path, *_ = tiny_run
+    shutil.copytree(folder / "out" / "cells", tmp_path / "cells")
+    pop = [name for name in os.listdir(tmp_path / "cells")
+           if json.load(open(tmp_path / "cells" / name))["label"] == "Pop"]
+    os.remove(tmp_path / "cells" / pop[0])
+    result = subprocess.run([sys.executable, LEADERBOARD, path, "--output", str(tmp_path), "--no-run"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "0 of 8 cells run now" in result.stdout and len(os.listdir(tmp_path / "cells")) == len(
+        os.listdir(folder / "out" / "cells")) - 1
+    row = next(line for line in (tmp_path / "leaderboard.md").read_text().splitlines() if "| Pop |" in line)
+    assert row.rstrip().endswith("| 1 |")  # one seed of two: the board shows what is there

@@ -86,6 +86,16 @@ def count_cells(experiment):
     return total
 
 
+class _NoRun:
+    """Runs nothing: the board is written from the cells already in the folder."""
+
+    def run(self, experiment, pending, on_done):
+        pass
+
+    def close(self):
+        pass
+
+
 class _Local:
     """One cell after another in this process, each dataset built once."""
 
@@ -103,8 +113,9 @@ class _Local:
 
 
 def run_experiment(path, output_dir=None, executor="local", address=None, workers=None, keep_checkpoints=False,
-                   report=print, ray_worker=None):
+                   report=print, ray_worker=None, run=True):
     """Run what is missing of an experiment and write its board; returns (experiment, board, counts).
+    ``run=False`` writes the board from the cells already there and runs none (``--no-run``);
     ``ray_worker``: the Ray actor class (tests use one that fails on purpose)."""
     if executor != "ray" and (address is not None or workers is not None):
         raise PluginError("--address and --workers are options of --executor ray: add --executor ray or drop them")
@@ -113,8 +124,10 @@ def run_experiment(path, output_dir=None, executor="local", address=None, worker
     planned = plan(experiment)
     store = CellStore(output_dir, warn=report)
     total = count_cells(experiment)
-    report(f"{experiment.name}: {total} cells ({executor})")
-    if executor == "ray":
+    report(f"{experiment.name}: {total} cells ({executor if run else 'none run: the board of the cells there'})")
+    if not run:
+        runner = _NoRun()
+    elif executor == "ray":
         from .ray_executor import RayCells
 
         runner = RayCells(output_dir, address, workers, keep_checkpoints, worker_class=ray_worker)
