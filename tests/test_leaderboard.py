@@ -328,9 +328,13 @@ def test_the_board_tests_each_model_against_the_best_on_the_same_targets_with_ho
                _record("C", 1, {"mrr@20": 0.0}, {"mrr@20": 0.1}, c)]
     rows = {row["label"]: row for row in build_board(experiment, records)["d"]}
     assert rows["A"]["best"] and rows["A"]["p_vs_best"] is None
-    raw = [paired_wilcoxon(b, a), paired_wilcoxon(c, a)]
-    assert [rows["B"]["p_vs_best"], rows["C"]["p_vs_best"]] == pytest.approx(holm(raw))
-    assert rows["C"]["p_vs_best"] == pytest.approx(min(1.0, 2 * 2 / 2**12))
+    # by hand: B is below A on 6 targets (the other 6 differences are 0 and dropped), C on all 12;
+    # every difference has one sign, so the exact two-sided p is 2 / 2^n (the -0.1 differences
+    # are not exact ties in floating point, so the exact test applies to B too)
+    p_b, p_c = 2 / 2**6, 2 / 2**12
+    # Holm over the two: the smaller p times 2, the larger times 1 (never below the first)
+    assert rows["C"]["p_vs_best"] == pytest.approx(2 * p_c)
+    assert rows["B"]["p_vs_best"] == pytest.approx(max(p_b, 2 * p_c))
 
 
 def test_a_model_evaluated_on_other_targets_is_not_paired_with_the_best():

@@ -73,19 +73,35 @@ def _reference_loss(model, batch, samples, supports, alpha, states):
         in_batch = model.n_slots if model.logq_tail_as_original else len(batch.targets)
         q = torch.cat((supports[columns[:in_batch]].double(), supports[columns[in_batch:]].double() ** alpha))
         scores = scores - model.logq * torch.log(q).float()
-    scores = model.final_activation(scores * 1.0)
+    scores = _activation(model.final_act)(scores)
     n_rows = len(batch.targets)
     own = torch.eye(n_rows, scores.shape[1], dtype=torch.bool)
-    positive = scores[own]
-    if model.loss_fct.__class__.__name__ == "CrossEntropyLoss":  # the original: softmax over all columns
+    positive, negative = scores[own][:, None], ~own  # every column but a row's own is a negative
+    weights = torch.softmax(scores.masked_fill(own, float("-inf")), dim=1)  # the -max losses: over negatives only
+    top1 = torch.sigmoid(scores - positive) + torch.sigmoid(scores**2)
+    loss = model.loss_fct.__class__.__name__
+    if loss == "CrossEntropyLoss":  # the original: softmax over all columns
         rows = -torch.log(torch.softmax(scores, dim=1)[own] + 1e-24)
-    elif model.loss_fct.__class__.__name__ == "BPRMaxLoss":  # the original: softmax over the negatives only
-        weights = torch.softmax(scores.masked_fill(own, float("-inf")), dim=1)
-        rows = -torch.log((torch.sigmoid(positive[:, None] - scores) * weights).sum(1) + 1e-24) \
+    elif loss == "BPRMaxLoss":
+        rows = -torch.log((torch.sigmoid(positive - scores) * weights).sum(1) + 1e-24) \
             + model.loss_fct.bpreg * (scores**2 * weights).sum(1)
-    else:  # TOP1, BPR, TOP1-max: their own formulas are checked in test_loss.py
-        return model.loss_fct(positive, scores, ~own) * n_rows / model.n_slots
+    elif loss == "TOP1MaxLoss":
+        rows = (top1 * weights).sum(1)
+    elif loss == "TOP1Loss":
+        rows = (top1 * negative).sum(1) / negative.sum(1)
+    else:
+        assert loss == "BPRLoss", loss
+        rows = -(torch.log(torch.sigmoid(positive - scores) + 1e-24) * negative).sum(1) / negative.sum(1)
     return rows.sum() / model.n_slots
+
+
+def _activation(name):
+    """A final activation written out from its name (linear, tanh, relu, leaky-<slope>, elu-<alpha>)."""
+    kind, _, parameter = name.partition("-")
+    value = float(parameter) if parameter else None
+    return {"linear": lambda x: x, "tanh": torch.tanh, "relu": lambda x: torch.where(x > 0, x, 0.0),
+            "leaky": lambda x: torch.where(x >= 0, x, value * x),
+            "elu": lambda x: torch.where(x > 0, x, value * (torch.exp(x) - 1))}[kind]
 
 
 LOSS_SETTINGS = [
