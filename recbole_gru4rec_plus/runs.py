@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from recbole.utils.logger import RemoveColorFilter, log_colors_config
 
+from . import faults
+
 
 def new_run_id():
     """Start time to the second plus a random part: unique even for runs started together."""
@@ -41,7 +43,7 @@ def atomic_write(path, write):
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as f:
-            write(f)
+            write(faults.StopHalfway(f) if faults.should_stop("write", path) else f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(temporary, 0o644)

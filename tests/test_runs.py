@@ -80,26 +80,37 @@ def test_ctrl_c_names_the_last_checkpoint_and_resuming_it_completes_the_run(in_t
     assert resumed["test_result"] == whole["test_result"]
 
 
-KEEP_SAVING = """
-import sys, torch
-sys.path.insert(0, {root!r})
-from recbole_gru4rec_plus.runs import atomic_torch_save
-for version in range(10 ** 6):
-    atomic_torch_save({{"version": version, "weights": torch.full((400_000,), float(version))}}, {path!r})
-"""
+RUN = os.path.join(ROOT, "run", "run.py")
+TINY = ["--model=GRU4RecPlus", "--dataset=ml-100k", "--show_progress=False", "--threads=1", "--n_sample=16",
+        "--user_inter_num_interval=[0,30)"]
 
 
-def test_a_kill_at_any_moment_of_a_checkpoint_write_leaves_a_whole_checkpoint(tmp_path):
-    path = tmp_path / "model.pth"
-    atomic_torch_save({"version": -1, "weights": torch.full((400_000,), -1.0)}, path)
-    for delay in (0.3, 0.55, 0.8, 1.1, 1.4):
-        child = subprocess.Popen([sys.executable, "-c", KEEP_SAVING.format(root=ROOT, path=str(path))])
-        time.sleep(delay)
-        child.kill()
-        child.wait()
-        checkpoint = torch.load(path, weights_only=False)  # whole: it loads, and its contents agree
-        assert torch.equal(checkpoint["weights"], torch.full((400_000,), float(checkpoint["version"])))
-    assert oct(os.stat(path).st_mode & 0o777) == "0o644"
+def _stopped_at(command, fault, flag, cwd):
+    """Run ``command`` until it stops at the ``fault`` moment (faults.py), then kill it there."""
+    env = {**os.environ, "RECBOLE_GRU4REC_PLUS_FAULT": fault, "RECBOLE_GRU4REC_PLUS_FAULT_FLAG": str(flag)}
+    child = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while not flag.exists():
+        assert child.poll() is None, f"ended before the fault moment: {child.stderr.read().decode()[-2000:]}"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    child.kill()
+    child.wait()
+
+
+def test_a_kill_half_way_through_a_checkpoint_write_keeps_the_previous_one_and_the_run_resumes(tmp_path):
+    """Killed in the middle of writing epoch 1's last checkpoint: epoch 0's is whole, and resumes."""
+    _stopped_at([sys.executable, RUN, *TINY, "--epochs=3"], "write:-last.pth:2", tmp_path / "flag", tmp_path)
+    last = [name for name in os.listdir(tmp_path / "saved") if name.endswith("-last.pth")]
+    assert len(last) == 1
+    checkpoint = torch.load(tmp_path / "saved" / last[0], weights_only=False)
+    assert checkpoint["epoch"] == 0 and "optimizer" in checkpoint  # the previous file, whole
+    half_written = [name for name in os.listdir(tmp_path / "saved") if name.endswith(".tmp")]
+    assert half_written and os.path.getsize(tmp_path / "saved" / half_written[0]) > 0  # the kill was mid-write
+    resumed = subprocess.run([sys.executable, RUN, f"--resume=saved/{last[0]}", "--epochs=3"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Resuming from" in resumed.stderr and "test: {'recall@10'" in resumed.stdout
 
 
 def test_a_failed_checkpoint_write_keeps_the_previous_file_and_leaves_no_temporary(tmp_path):
@@ -116,38 +127,36 @@ def test_a_failed_checkpoint_write_keeps_the_previous_file_and_leaves_no_tempora
     assert os.listdir(tmp_path) == ["model.pth"]
 
 
-KEEP_IMPORTING = """
+IMPORT = """
 import sys
 sys.path.insert(0, {root!r})
 import pandas as pd
 from recbole_gru4rec_plus.data.session_import import apply_session_protocol, write_benchmark_files
-def events(tag):
-    rows = [(s, f"{{tag}}{{i}}", s * 100.0 + i) for s in range(200) for i in range(1, 6)]
-    return pd.DataFrame(rows, columns=["session_id", "item_id", "timestamp"])
-splits = {{tag: apply_session_protocol(events(tag), 0.03, 0.03, min_item_support=1) for tag in "AB"}}
-for k in range(10 ** 6):
-    tag = "AB"[k % 2]
-    write_benchmark_files(splits[tag], {data!r}, "d", overwrite=True, comments=[f"tag={{tag}}"])
+rows = [(s, f"{tag}{{i}}", s * 100.0 + i) for s in range(200) for i in range(1, 6)]
+events = pd.DataFrame(rows, columns=["session_id", "item_id", "timestamp"])
+write_benchmark_files(apply_session_protocol(events, 0.03, 0.03, min_item_support=1), {data!r}, "d", overwrite=True,
+                      comments=["tag={tag}"])
 """
 
 
-def test_a_kill_during_an_import_leaves_the_old_dataset_or_the_new_one_never_a_mix(tmp_path):
+def _dataset_tag(folder):
+    """The tag of the one import whose files a dataset folder holds (an assertion error for a mix)."""
+    assert sorted(os.listdir(folder)) == ["d.test.inter", "d.train.inter", "d.valid.inter", "d.yaml"]
+    tag = (folder / "d.yaml").read_text().split("tag=")[1][0]
+    for split in ("train", "valid", "test"):
+        rows = (folder / f"d.{split}.inter").read_text().splitlines()[1:]
+        assert rows and all(row.split("\t")[2].startswith(tag) for row in rows), (split, tag)
+    return tag
+
+
+def test_a_kill_between_the_renames_of_an_import_leaves_the_old_dataset_and_the_next_import_recovers(tmp_path):
     data = tmp_path / "data"
-    for delay in (1.2, 1.5, 1.8, 2.1, 2.4, 2.7):
-        child = subprocess.Popen([sys.executable, "-c", KEEP_IMPORTING.format(root=ROOT, data=str(data))])
-        time.sleep(delay)
-        child.kill()
-        child.wait()
-        folder = data / "d"
-        if not folder.exists():  # killed before the first import finished
-            continue
-        names = sorted(os.listdir(folder))
-        assert names == ["d.test.inter", "d.train.inter", "d.valid.inter", "d.yaml"]
-        tag = (folder / "d.yaml").read_text().split("tag=")[1][0]
-        for split in ("train", "valid", "test"):
-            rows = (folder / f"d.{split}.inter").read_text().splitlines()[1:]
-            assert rows and all(row.split("\t")[2].startswith(tag) for row in rows), (split, tag)
-    write_then_count = subprocess.run([sys.executable, "-c", KEEP_IMPORTING.replace("10 ** 6", "1").format(
-        root=ROOT, data=str(data))], check=True)
-    assert write_then_count.returncode == 0
-    assert sorted(os.listdir(data)) == ["d"]  # the next import cleared what the killed ones left half-written
+    subprocess.run([sys.executable, "-c", IMPORT.format(root=ROOT, data=str(data), tag="A")], check=True)
+    assert _dataset_tag(data / "d") == "A"
+    _stopped_at([sys.executable, "-c", IMPORT.format(root=ROOT, data=str(data), tag="B")], "swap:d:1",
+                tmp_path / "flag", tmp_path)
+    assert not (data / "d").exists()  # killed with the old dataset moved aside and the new one not yet in place
+    aside = [name for name in os.listdir(data) if name.startswith(".d.old-")]
+    assert len(aside) == 1 and _dataset_tag(data / aside[0]) == "A"  # the old dataset, whole
+    subprocess.run([sys.executable, "-c", IMPORT.format(root=ROOT, data=str(data), tag="B")], check=True)
+    assert _dataset_tag(data / "d") == "B" and sorted(os.listdir(data)) == ["d"]  # recovered, nothing left over

@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .. import faults
 from ..errors import PluginError
 from ..resources import PROPERTIES_DIR
 
@@ -365,11 +366,14 @@ def replace_folder(new, target):
     if not os.path.exists(target):
         os.rename(new, target)
         return
-    if _exchange_folders(new, target):  # ``new`` now holds the old dataset
+    stop = faults.should_stop("swap", target)
+    if not stop and _exchange_folders(new, target):  # ``new`` now holds the old dataset
         shutil.rmtree(new)
         return
     old = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.old-{secrets.token_hex(3)}")
     os.rename(target, old)  # between these two renames the dataset is only in ``old``
+    if stop:
+        faults.stop_here()
     os.rename(new, target)
     shutil.rmtree(old)
 
