@@ -28,8 +28,8 @@ class IndexedAdagradM(torch.optim.Optimizer):
     """
 
     def __init__(self, params, lr=0.05, momentum=0.0, eps=1e-6):
-        if not lr > 0:
-            raise PluginError(f"learning_rate={lr} must be > 0: set learning_rate to a positive value, e.g. 0.05.")
+        if not lr >= 0:
+            raise PluginError(f"learning_rate={lr} must be >= 0: set learning_rate to a positive value, e.g. 0.05.")
         if not 0 <= momentum < 1:
             raise PluginError(f"momentum={momentum} must be in [0, 1): set momentum to 0 (none) or e.g. 0.3.")
         if not eps > 0:

@@ -89,10 +89,10 @@ def positive_ints():
 
 # RecBole's keys that a run of any model depends on (RecBole itself checks none of them)
 RECBOLE_OPTIONS = {
-    "epochs": integer(low=1, example=10),
+    "epochs": integer(low=0, example=10),  # RecBole: 0 trains nothing and tests the initial model
     "train_batch_size": integer(low=1, example=64),
     "eval_batch_size": integer(low=1, example=4096),
-    "learning_rate": number(low=0, low_open=True, example=0.001),
+    "learning_rate": number(low=0, example=0.001),  # RecBole: 0 is accepted (no parameter moves)
     "weight_decay": number(low=0),
     "seed": integer(example=2020),
     "stopping_step": integer(low=0, example=10),  # RecBole: stop after more than this many evaluations without gain

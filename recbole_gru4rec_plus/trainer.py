@@ -144,7 +144,7 @@ class RunCheckpointMixin:
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         self._train_data, self._keep_checkpoints = train_data, saved
-        if self.start_epoch >= self.epochs:  # a resumed run with no epoch left: nothing to train
+        if self.start_epoch and self.start_epoch >= self.epochs:  # a resumed run with no epoch left: nothing to train
             return self.best_valid_score, self.best_valid_result
         result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
         if saved and self._trained_epoch is not None and self._trained_epoch != self.last_saved_epoch:

@@ -61,20 +61,20 @@ def _run(argv, folder, capsys):
 
 OPTION_CASES = [
     # wrong types (RecBole would fail deep inside, or train with a string)
-    (["--learning_rate=abc"], "learning_rate='abc' is not valid: expected a number > 0"),
+    (["--learning_rate=abc"], "learning_rate='abc' is not valid: expected a number >= 0"),
     (["--train_batch_size=abc"], "train_batch_size='abc' is not valid: expected an integer >= 1"),
     (["--seed=abc"], "seed='abc' is not valid: expected an integer"),
     (["--sample_alpha=abc"], "sample_alpha='abc' is not valid"),
-    (["--epochs=1.5"], "epochs=1.5 is not valid: expected an integer >= 1"),
+    (["--epochs=1.5"], "epochs=1.5 is not valid: expected an integer >= 0"),
     (["--layers=abc"], "layers='abc' is not valid: expected a positive integer or a list"),
     (["--shuffle=maybe"], "shuffle='maybe' is not valid: expected True or False"),
     (["--loss=7"], "loss=7 is not valid"),
     # out of range (silently accepted before)
-    (["--epochs=0"], "epochs=0 is not valid: expected an integer >= 1"),
-    (["--session_gap=-5"], "session_gap=-5 is not valid: expected a number > 0"),
+    (["--epochs=-1"], "epochs=-1 is not valid: expected an integer >= 0"),
+    (["--session_gap=-5"], "session_gap=-5 is not valid: expected a number >= 0"),
     (["--n_sample=-2"], "n_sample=-2 is not valid"),
     (["--sample_alpha=1.5"], "sample_alpha=1.5 is not valid: expected a number >= 0 and <= 1"),
-    (["--learning_rate=0"], "learning_rate=0 is not valid"),
+    (["--learning_rate=-0.1"], "learning_rate=-0.1 is not valid"),
     (["--train_batch_size=0"], "train_batch_size=0 is not valid"),
     (["--threads=0"], "threads=0 is not valid"),
     (["--dropout_p_hidden=1"], "dropout_p_hidden=1 is not valid: expected a number >= 0 and < 1"),
@@ -292,3 +292,13 @@ def test_eval_step_below_one_trains_without_validation_and_tests_the_final_model
     assert code == 0, err[-2000:]
     assert "best valid: {}" in out and "test: {'recall@10'" in out
     assert "evaluating" not in err  # no validation epoch
+
+
+@pytest.mark.parametrize("model", ["GRU4RecPlus", "GRU4Rec"])
+def test_epochs_0_tests_the_initial_model_and_learning_rate_0_trains_nothing_as_recbole_does(in_tmp_dir, capsys, model):
+    small = [*FAST[1:], f"--model={model}"] + (["--hidden_size=16", "--embedding_size=16"] if model == "GRU4Rec" else [])
+    code, out, err = _run([*small, "--epochs=0"], in_tmp_dir, capsys)
+    assert code == 0 and "test: {'recall@10'" in out, err[-2000:]
+    untrained = out.split("test: ")[1].splitlines()[0]
+    code, out, err = _run([*small, "--epochs=1", "--learning_rate=0"], in_tmp_dir, capsys)
+    assert code == 0 and out.split("test: ")[1].splitlines()[0] == untrained, err[-2000:]  # nothing moved
