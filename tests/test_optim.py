@@ -173,7 +173,6 @@ def test_params_without_grad_are_skipped():
 
 
 @pytest.mark.parametrize("kw, name", [
-    (dict(lr=0.0), "learning_rate"),
     (dict(lr=-0.1), "learning_rate"),
     (dict(lr=float("nan")), "learning_rate"),
     (dict(momentum=1.0), "momentum"),
