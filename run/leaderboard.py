@@ -1,7 +1,7 @@
 """Run a leaderboard experiment: models x datasets x seeds, resumable, with intervals, tests and a plot.
 
     python run/leaderboard.py experiments/ml-100k.yaml [--output DIR] [--executor local|ray]
-        [--address RAY_ADDRESS] [--workers N] [--keep-checkpoints] [--no-run]
+        [--address RAY_ADDRESS] [--workers N] [--keep-checkpoints] [--no-run] [--labels A,B]
 """
 
 import argparse
@@ -31,6 +31,7 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, help="Ray workers (default: the CPUs Ray sees)")
     parser.add_argument("--keep-checkpoints", action="store_true", help="keep each cell's checkpoints in DIR/checkpoints")
     parser.add_argument("--no-run", action="store_true", help="write the board from the cells in DIR, run none")
+    parser.add_argument("--labels", help="run only these model labels, comma-separated (the board shows all)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
@@ -40,7 +41,8 @@ def main(argv=None):
 
         experiment, board, counts = run_experiment(args.experiment, args.output, args.executor, args.address,
                                                    args.workers, args.keep_checkpoints,
-                                                   report=lambda line: print(line, flush=True), run=not args.no_run)
+                                                   report=lambda line: print(line, flush=True), run=not args.no_run,
+                                                   labels=[x for x in (args.labels or "").split(",") if x] or None)
     except PluginError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -446,3 +446,17 @@ def test_no_run_writes_the_board_from_the_cells_there_and_runs_none(tiny_run, tm
         os.listdir(folder / "out" / "cells")) - 1
     row = next(line for line in (tmp_path / "leaderboard.md").read_text().splitlines() if "| Pop |" in line)
     assert row.rstrip().endswith("| 1 |")  # one seed of two: the board shows what is there
+
+
+def test_labels_run_only_those_and_the_board_still_shows_every_label(tiny_run, tmp_path):
+    folder, path, *_ = tiny_run
+    result = subprocess.run([sys.executable, LEADERBOARD, path, "--output", str(tmp_path), "--labels", "Pop"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = [json.load(open(tmp_path / "cells" / name)) for name in os.listdir(tmp_path / "cells")]
+    assert sorted(r["label"] for r in records) == ["Pop", "Pop"]
+    text = (tmp_path / "leaderboard.md").read_text()
+    assert "| GRU4RecPlus |" in text and "not run yet" in text
+    bad = subprocess.run([sys.executable, LEADERBOARD, path, "--output", str(tmp_path), "--labels", "Pope"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: --labels: 'Pope' is not")

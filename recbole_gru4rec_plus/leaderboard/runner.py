@@ -113,13 +113,18 @@ class _Local:
 
 
 def run_experiment(path, output_dir=None, executor="local", address=None, workers=None, keep_checkpoints=False,
-                   report=print, ray_worker=None, run=True):
+                   report=print, ray_worker=None, run=True, labels=None):
     """Run what is missing of an experiment and write its board; returns (experiment, board, counts).
     ``run=False`` writes the board from the cells already there and runs none (``--no-run``);
+    ``labels``: run only these model labels (``--labels``; the board still shows every label);
     ``ray_worker``: the Ray actor class (tests use one that fails on purpose)."""
     if executor != "ray" and (address is not None or workers is not None):
         raise PluginError("--address and --workers are options of --executor ray: add --executor ray or drop them")
     experiment = load_experiment(path)
+    unknown = sorted(set(labels or ()) - set(experiment.models))
+    if unknown:
+        raise PluginError(f"--labels: '{unknown[0]}' is not a model label of {path} (its labels: "
+                          f"{', '.join(experiment.models)})")
     output_dir = output_dir or os.path.join("leaderboards", experiment.name)
     planned = plan(experiment)
     store = CellStore(output_dir, warn=report)
@@ -153,6 +158,10 @@ def run_experiment(path, output_dir=None, executor="local", address=None, worker
 
     try:
         for search, final in stages(experiment, planned):
+            if labels and search[0][0].label not in labels:  # not run now: its cells there are shown
+                chosen = final([store.load_any(key) for _, _, key in search])
+                needed.extend(item for item in search + chosen if store.load_any(item[2]) is not None)
+                continue
             run_missing(search)
             run_missing(final([store.load_any(key) for _, _, key in search]))
     finally:
