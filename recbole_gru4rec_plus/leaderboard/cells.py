@@ -1,8 +1,9 @@
 """Running one cell and keeping its result as a file: DIR/cells/<key>.json, written atomically.
 
-A cell's key is a hash of its fully resolved config, so a changed option makes a new cell and a
-finished one is never run again. A failed cell is kept too, with its one-line error, so that the
-board can say which cells are missing and why.
+A cell's key is a hash of what the experiment file says of it (``experiment.cell_key``), so a
+changed option makes a new cell and a finished one is not run again, unless its stored resolved
+config disagrees with today's (a changed default) or its file cannot be read. A failed cell is
+kept too, with its one-line error, so that the board can say which cells are missing and why.
 """
 
 import copy
