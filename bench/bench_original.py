@@ -24,6 +24,7 @@ own process, the two implementations interleaved so that they see the same machi
 import argparse
 import contextlib
 import io
+import itertools
 import json
 import os
 import re
@@ -168,20 +169,46 @@ def worker_original(spec):
 
 
 def copy_original_weights(original, model, train_dataset, itemidmap):
-    """The original's weights (one layer, constrained embedding) into a GRU4RecPlus, items matched by token."""
+    """The original's weights into a GRU4RecPlus, items matched by token: every GRU layer, the
+    input embedding or the one-hot first layer, the output table and biases."""
     import torch
 
     tokens = train_dataset.field2id_token["item_id"][1:]  # our ids 1.. -> the item tokens
     index = torch.as_tensor(itemidmap[tokens].to_numpy(), dtype=torch.long)
-    cell, layer = original.G[0], model.gru_layers[0]
     with torch.no_grad():
         model.item_embedding.weight[1:] = original.Wy.weight[index]
         model.item_bias.weight[1:] = original.By.weight[index]
-        layer.input_weight.copy_(cell.weight_ih)
-        layer.input_bias.copy_(cell.bias_ih)
-        layer.hidden_weight.copy_(cell.weight_hh.t())
-        layer.hidden_bias.copy_(cell.bias_hh)
+        if getattr(original, "embedding", 0) and not original.constrained_embedding:
+            model.input_embedding.weight[1:] = original.E.weight[index]
+        if getattr(original, "start", 0):  # the one-hot first layer
+            _copy_one_hot_layer(original.GE, model.one_hot_layer, index)
+        for cell, layer in zip(original.G, model.gru_layers, strict=True):
+            layer.input_weight.copy_(cell.weight_ih)
+            layer.input_bias.copy_(cell.bias_ih)
+            layer.hidden_weight.copy_(cell.weight_hh.t())
+            layer.hidden_bias.copy_(cell.bias_hh)
     return index
+
+
+def _copy_one_hot_layer(original, layer, index):
+    """The original's one-hot layer keeps its gates as (candidate, reset, update) and writes
+    h' = (1 - z) h + z n; ours keeps (reset, update, candidate) and writes h' = (1 - z) n + z h:
+    the same layer with the update gate's inputs negated (sigmoid(-a) = 1 - sigmoid(a))."""
+    size = layer.hidden_size
+    candidate, reset, update = original.Wx0.weight.split(size, dim=1)
+    layer.item_gates.weight[1:] = torch_cat_rows((reset, -update, candidate), index)
+    b_candidate, b_reset, b_update = original.Bh0.split(size)
+    layer.input_bias.copy_(torch_cat_rows((b_reset, -b_update, b_candidate)))
+    w_reset, w_update = original.Wrz0.split(size, dim=1)
+    layer.hidden_weight.copy_(torch_cat_rows((w_reset, -w_update, original.Wh0)))
+
+
+def torch_cat_rows(blocks, index=None):
+    """The blocks side by side (last dimension), rows ``index`` only if given."""
+    import torch
+
+    joined = torch.cat(blocks, dim=-1)
+    return joined[index] if index is not None else joined
 
 
 def _our_pipeline(spec, **extra):
@@ -249,9 +276,11 @@ def worker_lockstep(spec):
                                        sample_alpha=params["sample_alpha"], device=torch.device("cpu"))
     supports = data.groupby("ItemId").size()[iterator.itemidmap.index.values].to_numpy()
     gru.data_iterator, gru.P0 = iterator, torch.as_tensor(supports, dtype=torch.float64)  # as its fit() sets them
+    torch.manual_seed(spec["seed"])
+    # the original's own initialisation (reset_parameters); its numpy "compatibility mode" gives
+    # transposed input weights when the input size differs from the layer size (embedding 64)
     original = GRU4RecModel(iterator.n_items, params["layers"], params["dropout_p_embed"], params["dropout_p_hidden"],
                             params["embedding"], params["constrained_embedding"])
-    original._reset_weights_to_compatibility_mode()  # writes float32 weights: convert after
     original = original.double()
     torch.set_default_dtype(torch.float64)
     original_optimizer = IndexedAdagradM(original.parameters(), params["learning_rate"], params["momentum"])
@@ -264,11 +293,14 @@ def worker_lockstep(spec):
     ours = torch.empty(iterator.n_items, dtype=torch.long)
     ours[index] = torch.arange(1, len(index) + 1)  # the original's item index -> ours
     original.train(), model.train(), model.reset_session_state()
-    our_steps, differences = iter(train_data), []
-    for step in range(spec["steps"]):
+    our_steps, differences, ended_together = iter(train_data), [], None
+    for step in itertools.count():
+        if spec["steps"] and step == spec["steps"]:
+            break
         batch = next(our_steps, None)
         inputs, columns = next(original_steps, (None, None))
-        if batch is None or inputs is None:
+        if batch is None or inputs is None:  # the epoch's end: the same step for both, or a schedule that differs
+            ended_together = batch is None and inputs is None
             break
         n_rows = len(inputs)
         if not (torch.equal(ours[inputs], batch.inputs) and torch.equal(ours[columns[:n_rows]], batch.targets)):
@@ -290,7 +322,7 @@ def worker_lockstep(spec):
         our_loss.backward()
         trainer.optimizer.step()
         differences.append(abs(our_loss.item() - loss.item()) / abs(loss.item()))
-    return {"differences": differences}
+    return {"differences": differences, "ended_together": ended_together}
 
 
 def run_worker(kind, spec):
@@ -370,28 +402,64 @@ def speed(args, datasets):
     return "\n".join(lines)
 
 
+# the lockstep record's settings: (label, setting, overrides)
+LOCKSTEP = [
+    ("BPR-max defaults, 1 layer, constrained embedding", "defaults", {}),
+    ("BPR-max defaults, 2 layers [100, 100]", "defaults", {"layers": [100, 100]}),
+    ("BPR-max defaults, separate embedding 64", "defaults", {"constrained_embedding": False, "embedding": 64}),
+    ("BPR-max defaults, one-hot input", "defaults", {"constrained_embedding": False, "embedding": 0}),
+    ("RSC15 published (XE, log-Q, dropout 0.4, momentum 0.2)", "rsc15", {}),
+    ("RSC15 published, 2 layers [100, 100]", "rsc15", {"layers": [100, 100]}),
+    ("RSC15 published, separate embedding 64", "rsc15", {"constrained_embedding": False, "embedding": 64}),
+]
+
+
+def _original_commit(folder):
+    done = subprocess.run(["git", "-C", folder, "rev-parse", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
 def lockstep(args, datasets):
-    lines = [f"Lockstep, float64: both from the original's initial weights, with the same batches, samples and "
-             f"dropout masks; relative difference of the step losses over {args.lockstep_steps} steps (rounding "
-             f"differences, ~1e-16, then grow as any float perturbation of this training does)"
+    steps = f"{args.lockstep_steps} steps" if args.lockstep_steps else "one whole epoch"
+    lines = [f"Lockstep, float64, {steps} per setting: both implementations from the original's initial weights "
+             f"(every layer copied), with the same batches, samples and dropout masks; the relative difference of "
+             f"the two step losses (rounding, ~1e-16, at first; later it grows as any float perturbation of this "
+             f"training does). 'schedule': whether both epochs ended at the same step, the batches (inputs and "
+             f"targets of every slot) having been equal at every step (the run stops at the first that is not)"
              + (", the original's tail log-Q patched" if args.fix_original_tail else "") + ".", "",
-             "| data | setting | steps | max over steps 1-10 | max over steps 11-20 | max over all |", "|---|---|---:|---:|---:|---:|"]
+             "| data | setting | steps | schedule | max, steps 1-10 | max, steps 1-100 | max over the epoch | median |",
+             "|---|---|---:|---|---:|---:|---:|---:|"]
     for dataset in datasets:
-        for setting in args.settings:
-            spec = {**_spec(args, dataset, setting, args.seeds[0], {}, evaluate=False), "steps": args.lockstep_steps}
-            differences = run_worker("lockstep", spec)["differences"]
-            parts = [differences[:10], differences[10:20], differences]
-            lines.append(f"| {dataset['name']} | {setting} | {len(differences)} | "
-                         + " | ".join(f"{max(part):.1e}" if part else "-" for part in parts) + " |")
+        for label, setting, overrides in LOCKSTEP:
+            spec = {**_spec(args, dataset, setting, args.seeds[0], overrides, evaluate=False), "steps": args.lockstep_steps}
+            result = run_worker("lockstep", spec)
+            differences = result["differences"]
+            schedule = {True: "identical", False: "DIFFERENT", None: "cut"}[result["ended_together"]]
+            parts = [differences[:10], differences[:100], differences]
+            lines.append(f"| {dataset['name']} | {label} | {len(differences)} | {schedule} | "
+                         + " | ".join(f"{max(part):.1e}" if part else "-" for part in parts)
+                         + f" | {statistics.median(differences):.1e} |")
             print(lines[-1], flush=True)
     return "\n".join(lines)
+
+
+def write_lockstep_record(args, text):
+    """docs/lockstep.md: the lockstep table, with the original's commit and how to regenerate it."""
+    commit = args.original_commit or _original_commit(args.original) or "unknown"
+    page = (f"# GRU4RecPlus and the original GRU4Rec in lockstep\n\nWritten by `python bench/bench_original.py "
+            f"--original DIR --part lockstep --datasets {' '.join(args.datasets)}` on "
+            f"{time.strftime('%Y-%m-%d')}, against hidasib/GRU4Rec_PyTorch_Official at commit `{commit}`, "
+            f"imported from a checkout and run as it is.\n\n{text}\n")
+    with open(os.path.join(ROOT, "docs", "lockstep.md"), "w", encoding="utf-8") as f:
+        f.write(page)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--original", help="folder of a checkout of hidasib/GRU4Rec_PyTorch_Official")
     parser.add_argument("--part", choices=["all", "lockstep", "accuracy", "speed"], default="all")
-    parser.add_argument("--lockstep-steps", type=int, default=30)
+    parser.add_argument("--lockstep-steps", type=int, default=0, help="lockstep steps per setting (0: one whole epoch)")
+    parser.add_argument("--original-commit", help="the original checkout's commit, if it is not a git checkout")
     parser.add_argument("--datasets", nargs="+", default=["ml-small-sessions", "synthetic", "diginetica"])
     parser.add_argument("--speed-datasets", nargs="+", default=["ml-small-sessions", "synthetic"])
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
@@ -424,6 +492,8 @@ def main():
         built = {name: build_dataset(work, name, args.synthetic_events) for name in sorted(names)}
         if args.part in ("all", "lockstep"):
             parts.append(lockstep(args, [built[name] for name in args.datasets]))
+            if not args.lockstep_steps:  # the committed record holds whole epochs only
+                write_lockstep_record(args, parts[-1])
         if args.part in ("all", "accuracy"):
             parts.append(accuracy(args, [built[name] for name in args.datasets]))
         if args.part in ("all", "speed"):

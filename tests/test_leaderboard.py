@@ -460,3 +460,17 @@ def test_labels_run_only_those_and_the_board_still_shows_every_label(tiny_run, t
     bad = subprocess.run([sys.executable, LEADERBOARD, path, "--output", str(tmp_path), "--labels", "Pope"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: --labels: 'Pope' is not")
+
+
+def test_peak_rss_is_recorded_only_when_it_could_be_measured_for_the_cell_alone(tmp_path, monkeypatch):
+    from recbole_gru4rec_plus.leaderboard import cells
+
+    text = TINY.split("models:")[0] + "models:\n  Pop: {}\nseeds: [1]\n" + TINY.split("seeds: [1, 2]\n")[1]
+    path = _write(tmp_path, text, "pop.yaml")
+    monkeypatch.chdir(tmp_path)
+    run_experiment(path, str(tmp_path / "measured"), report=_quiet)
+    monkeypatch.setattr(cells, "peak_rss_reset", lambda: False)  # no /proc/self/clear_refs: the process's peak
+    run_experiment(path, str(tmp_path / "unmeasured"), report=_quiet)
+    measured, unmeasured = (json.load(open(next((tmp_path / name / "cells").iterdir())))
+                            for name in ("measured", "unmeasured"))
+    assert measured["peak_rss_mib"] > 0 and unmeasured["peak_rss_mib"] is None
