@@ -474,3 +474,17 @@ def test_peak_rss_is_recorded_only_when_it_could_be_measured_for_the_cell_alone(
     measured, unmeasured = (json.load(open(next((tmp_path / name / "cells").iterdir())))
                             for name in ("measured", "unmeasured"))
     assert measured["peak_rss_mib"] > 0 and unmeasured["peak_rss_mib"] is None
+
+
+def test_a_cell_key_does_not_depend_on_where_the_data_is(tmp_path):
+    from recbole_gru4rec_plus.leaderboard.experiment import Cell, cell_key
+
+    keys = []
+    for folder in ("here", "there"):
+        path = tmp_path / folder / "d.yaml"
+        path.parent.mkdir()
+        path.write_text(f"# imported from /somewhere/{folder}\ndata_path: '{tmp_path / folder}'\nMAX_ITEM_LIST_LENGTH: 50\n")
+        keys.append(cell_key(Cell("d", "GRU4RecPlus", 1, "GRU4RecPlus", (str(path),), {"seed": 1})))
+    assert keys[0] == keys[1]
+    path.write_text("MAX_ITEM_LIST_LENGTH: 20\n")  # an option that changes what the cell computes
+    assert cell_key(Cell("d", "GRU4RecPlus", 1, "GRU4RecPlus", (str(path),), {"seed": 1})) != keys[0]

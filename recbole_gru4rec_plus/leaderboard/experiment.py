@@ -246,9 +246,13 @@ def cell_key(cell):
         local = path if os.path.isfile(path) else os.path.join(PROPERTIES_DIR, path)
         try:
             with open(local, encoding="utf-8") as f:
-                files.append(yaml.safe_load(f))
+                options = yaml.safe_load(f) or {}
         except (OSError, yaml.YAMLError):
             files.append(path)
+            continue
+        # where the files are on this machine is no part of a cell (an import writes its data_path)
+        files.append({k: v for k, v in options.items() if k not in _PATHS and k not in _NOT_PART_OF_A_CELL}
+                     if isinstance(options, dict) else options)
     text = json.dumps({"model": cell.model, "dataset": cell.dataset, "options": cell.options, "files": files},
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
