@@ -71,7 +71,7 @@ OPTION_CASES = [
     (["--loss=7"], "loss=7 is not valid"),
     # out of range (silently accepted before)
     (["--epochs=-1"], "epochs=-1 is not valid: expected an integer >= 0"),
-    (["--session_gap=-5"], "session_gap=-5 is not valid: expected a number >= 0"),
+    (["--session_gap=-5"], "session_gap=-5 is not valid: expected a number > 0"),
     (["--n_sample=-2"], "n_sample=-2 is not valid"),
     (["--sample_alpha=1.5"], "sample_alpha=1.5 is not valid: expected a number >= 0 and <= 1"),
     (["--learning_rate=-0.1"], "learning_rate=-0.1 is not valid"),
