@@ -488,3 +488,13 @@ def test_a_cell_key_does_not_depend_on_where_the_data_is(tmp_path):
     assert keys[0] == keys[1]
     path.write_text("MAX_ITEM_LIST_LENGTH: 20\n")  # an option that changes what the cell computes
     assert cell_key(Cell("d", "GRU4RecPlus", 1, "GRU4RecPlus", (str(path),), {"seed": 1})) != keys[0]
+
+
+def test_a_grid_whose_search_is_not_done_says_so_and_a_vanishing_p_is_printed_as_a_bound():
+    experiment = Experiment("x", {"d": {}}, {"A": {}, "B": {"grid": {"learning_rate": [0.1, 0.2]}}}, [1], {}, ["MRR@20"])
+    a = [0.5 + 0.001 * k for k in range(3000)]
+    records = [_record("A", 1, {"mrr@20": 0.5}, {"mrr@20": 0.5}, a),
+               {**_record("B", 1, {"mrr@20": 0.0}, {"mrr@20": 0.1}, [0.0] * 3000), "grid_point": {"learning_rate": 0.1}}]
+    text = markdown(experiment, build_board(experiment, records))
+    row = next(line for line in text.splitlines() if line.startswith("| 2 | B |"))
+    assert "| 1 of 2 (search running) |" in row and "| < 1e-300 |" in row  # 3,000 targets all worse

@@ -88,6 +88,7 @@ def build_board(experiment, records):
             row["epochs_trained"] = float(np.mean([r["epochs_trained"] for r in chosen]))
             row["capped"] = sum(r.get("stopped_by") == "cap" for r in chosen)
             row["grid_points"] = len({json.dumps(r["grid_point"], sort_keys=True) for r in done})
+            row["grid_size"] = _grid_size(entry)
             row["breakdown"] = _breakdown_means(chosen, ranking)
             rows.append(row)
         ranked = sorted([r for r in rows if r["seeds"]], key=lambda r: -r[experiment.ranking_metric][0])
@@ -136,6 +137,11 @@ def _protocol(records):
            else f"split {', '.join(f'{k} {v}' for k, v in split.items())}")
     order = {"TO": "time order", "RO": "random order"}.get(args.get("order"), args.get("order"))
     return f"{how}, {order}, grouped by {args.get('group_by')}, ranked against {candidates}"
+
+
+def _p_text(p):
+    """A p-value as the board prints it (two digits; below what a double holds, '< 1e-300')."""
+    return "< 1e-300" if p < 1e-300 else f"{p:.2g}"
 
 
 def _budget(experiment):
@@ -193,10 +199,12 @@ def markdown(experiment, board):
                              + f" | | | | | {why} | 0 |")
                 continue
             metrics = " | ".join(_cell(row[m], bold=row[m][0] == best[m]) for m in experiment.metrics)
-            p = "best" if row.get("best") else "other targets" if row.get("other_targets") else f"{row['p_vs_best']:.2g}"
+            p = "best" if row.get("best") else "other targets" if row.get("other_targets") else _p_text(row["p_vs_best"])
+            grid = (f"{row['grid_points']} of {row['grid_size']} (search running)" if row["grid_points"] < row["grid_size"]
+                    else f"{row['grid_size']}")
             epochs = f"{row['best_epoch'] + 1:.0f} / {row['epochs_trained']:.0f}" + (" `cap`" if row["capped"] else "")
             lines.append(f"| {rank} | {row['label']} | {row['setting']} | {metrics} | {row['train_seconds']:.1f} "
-                         f"| {row['seconds_per_epoch']:.2f} | {epochs} | {row['grid_points']} | {p} | {row['seeds']}"
+                         f"| {row['seconds_per_epoch']:.2f} | {epochs} | {grid} | {p} | {row['seeds']}"
                          + (f" ({row['failed']} failed: {row['errors'][0]})" if row["failed"] else "") + " |")
         lines.append("")
         lines += _breakdown_markdown(experiment, rows)
@@ -244,6 +252,6 @@ def csv_text(experiment, board):
             p = row.get("p_vs_best")
             values += [_rounded(row.get("train_seconds"), 2), _rounded(row.get("seconds_per_epoch"), 2),
                        _rounded(row.get("best_epoch"), 2), _rounded(row.get("epochs_trained"), 2),
-                       row.get("capped", ""), row.get("grid_points", ""), "" if p is None else f"{p:.2g}", row["failed"]]
+                       row.get("capped", ""), row.get("grid_points", ""), "" if p is None else _p_text(p), row["failed"]]
             writer.writerow(values)
     return out.getvalue()
