@@ -13,13 +13,14 @@ import warnings
 from logging import getLogger
 
 import torch
+from recbole.data.dataset import SequentialDataset
 from recbole.data import data_preparation as recbole_data_preparation
 from recbole.data.utils import create_samplers, get_dataloader
 from recbole.utils import ModelType, init_seed, set_color
 
 from .breakdown import breakdown_table, item_events, popularity_breakdown, training_supports
 from .config import PluginConfig, read_value
-from .data.dataset import CountsMixin, ExactTimesMixin, SessionParallelDataset
+from .data.dataset import CountsMixin, EventFileRowsMixin, EventFilesMixin, ExactTimesMixin, SessionParallelDataset
 from .data.movielens import prepare_movielens
 from .data.session_parallel import SessionParallelDataLoader
 from .data.checks import DuplicateRowsMixin, check_atomic_files, check_prepared_data
@@ -43,6 +44,8 @@ def dataset_class(config):
         by_type = {ModelType.SEQUENTIAL: "SequentialDataset", ModelType.KNOWLEDGE: "KnowledgeBasedDataset"}
         base = getattr(module, config["model"] + "Dataset", None) or getattr(module, by_type.get(config["MODEL_TYPE"], "Dataset"))
     mixins = (CountsMixin, DuplicateRowsMixin) + (() if issubclass(base, ExactTimesMixin) else (ExactTimesMixin,))
+    if config["benchmark_filename"] and not issubclass(base, EventFilesMixin) and issubclass(base, SequentialDataset):
+        mixins += (EventFileRowsMixin,)  # inert for prefix-row files
     return type(base.__name__, (*mixins, base), {})
 
 

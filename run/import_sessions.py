@@ -3,7 +3,8 @@
     python run/import_sessions.py --input FILE [--test-input FILE] --name NAME [--data-path dataset/]
         [--format gru4rec|diginetica|user-sessions] [--protocol session|session-aware]
         [--test-days D] [--valid-days D] [--collapse-repeats] [--min-item-support 5]
-        [--min-session-length 2] [--min-user-sessions 3] [--session-gap 1800] [--max-history 50] [--overwrite]
+        [--min-session-length 2] [--min-user-sessions 3] [--session-gap 1800] [--max-history 50]
+        [--layout prefix|events] [--overwrite]
 """
 
 import argparse
@@ -56,6 +57,9 @@ def parse_args(argv):
     parser.add_argument("--min-item-support", type=int, default=5, help="drop items with fewer events (default 5)")
     parser.add_argument("--min-session-length", type=int, default=2, help="drop shorter sessions (default 2)")
     parser.add_argument("--max-history", type=int, default=50, help="most recent items per row (MAX_ITEM_LIST_LENGTH, default 50)")
+    parser.add_argument("--layout", choices=["prefix", "events"], default="prefix",
+                        help="prefix: a row per target with its history (default); events: the plain events, the "
+                             "rows built at load time (for logs of millions of events; see the README)")
     parser.add_argument("--overwrite", action="store_true", help="replace the files of an existing dataset NAME")
     return parser.parse_args(argv)
 
@@ -75,6 +79,9 @@ def import_sessions(args):
         raise PluginError(f"--protocol {protocol} does not apply to --format {args.format}: the session-aware protocol "
                           f"needs users (--format user-sessions), the session protocol takes gru4rec or diginetica")
     if protocol == "session-aware":
+        if args.layout != "prefix":
+            raise PluginError("--layout events applies to the session protocol only (the session-aware files hold each "
+                              "user's history per row): drop --layout")
         return import_user_sessions(args)
     read = si.READERS[args.format]
     options = dict(min_item_support=args.min_item_support, min_session_length=args.min_session_length,
@@ -97,8 +104,9 @@ def import_sessions(args):
         notes.append(validation)
     comments = [f"source: {source}; {validation}",
                 f"min_item_support={args.min_item_support} min_session_length={args.min_session_length} "
-                f"collapse_repeats={args.collapse_repeats} max_history={args.max_history}"]
-    paths = si.write_benchmark_files(splits, args.data_path, args.name, args.max_history, args.overwrite, comments)
+                f"collapse_repeats={args.collapse_repeats} max_history={args.max_history} layout={args.layout}"]
+    paths = si.write_benchmark_files(splits, args.data_path, args.name, args.max_history, args.overwrite, comments,
+                                     layout=si.LAYOUTS[args.layout])
     return splits, paths, notes
 
 

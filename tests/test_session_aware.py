@@ -12,12 +12,15 @@ import pytest
 from recbole_gru4rec_plus import PluginError
 from recbole_gru4rec_plus.config import PluginConfig
 from recbole_gru4rec_plus.data.dataset import SESSION_START_LIST
+from recbole_gru4rec_plus.data import text_rows
 from recbole_gru4rec_plus.data.session_aware import (
     USER_SESSION_LAYOUT,
+    _sort,
     apply_session_aware_protocol,
     read_user_sessions_tsv,
+    user_prefix_rows,
 )
-from recbole_gru4rec_plus.data.session_import import write_benchmark_files
+from recbole_gru4rec_plus.data.session_import import SPLITS, write_benchmark_files
 from recbole_gru4rec_plus.quick_start import run_config
 
 from conftest import DATA, ROOT
@@ -76,6 +79,43 @@ def test_rows_hold_the_users_whole_earlier_history_with_session_flags(tmp_path):
     assert row["item_id:token"] == "y"
     valid = pd.read_csv(tmp_path / "toy" / "toy.valid.inter", sep="\t", dtype=str)
     assert len(valid[valid["user_id:token"] == "a"]) == 2  # a:2 has two targets
+
+
+def reference_user_prefix_rows(splits, max_history=50):
+    """The session-aware rows as the importer wrote them before its writer was vectorised: one
+    Python loop per event (the oracle the array version must equal byte for byte)."""
+    frames = [splits[split].assign(_split=k) for k, split in enumerate(SPLITS)]
+    events = _sort(pd.concat(frames, ignore_index=True))
+    users, sessions = events["user_id"].to_numpy(), events["session_id"].to_numpy()
+    items, times, split_of = events["item_id"].astype(str).to_numpy(), events["timestamp"].to_numpy(), events["_split"].to_numpy()
+    starts = np.r_[True, sessions[1:] != sessions[:-1]]
+    user_first, lines = 0, {split: [] for split in SPLITS}
+    for i in range(len(events)):
+        if i and users[i] != users[i - 1]:
+            user_first = i
+        if starts[i]:
+            continue
+        first = max(user_first, i - max_history)
+        history = " ".join(items[first:i])
+        history_times = " ".join(repr(float(t)) for t in times[first:i])
+        flags = " ".join("1" if s else "0" for s in starts[first:i])
+        lines[SPLITS[split_of[i]]].append(
+            f"{users[i]}\t{sessions[i]}\t{history}\t{items[i]}\t{float(times[i])!r}\t{history_times}\t{flags}\n")
+    return lines
+
+
+def test_vectorised_rows_equal_the_per_event_loop_on_movielens_sessions(tmp_path, monkeypatch):
+    ratings = pd.read_csv(os.path.join(DATA, "ml-latest-small", "ratings.csv"))
+    log = tmp_path / "log.tsv"
+    ratings.rename(columns={"userId": "UserId", "movieId": "ItemId", "timestamp": "Time"})[
+        ["UserId", "ItemId", "Time"]].to_csv(log, sep="\t", index=False)
+    splits = apply_session_aware_protocol(read_user_sessions_tsv(str(log), 3600.0))
+    monkeypatch.setattr(text_rows, "CHUNK_SPAN", 5000)  # rows of the small splits span many chunks
+    monkeypatch.setattr(text_rows, "CHUNK_BYTES", 1 << 16)
+    rows = user_prefix_rows(splits, max_history=20)
+    expected = reference_user_prefix_rows(splits, max_history=20)
+    for split in SPLITS:
+        assert b"".join(rows[split]).decode().splitlines(keepends=True) == expected[split]
 
 
 def test_sessions_come_from_the_gap_when_the_log_has_no_session_id(tmp_path):

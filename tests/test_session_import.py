@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from recbole_gru4rec_plus.data import session_import as si
+from recbole_gru4rec_plus.data import text_rows
 from recbole_gru4rec_plus.errors import PluginError
 
 from conftest import DATA, ROOT
@@ -27,6 +28,31 @@ def frame(rows):
 
 def sessions_of(events):
     return {s: list(g["item_id"]) for s, g in si.sort_events(events).groupby("session_id")}
+
+
+def text_lines(chunks):
+    """The lines of a writer's byte chunks."""
+    return b"".join(chunks).decode("utf-8").splitlines(keepends=True)
+
+
+def reference_prefix_rows(frame, max_history=50):
+    """The importer's rows as it wrote them before its writer was vectorised: one Python loop per
+    target (kept here as the oracle the array version must equal byte for byte)."""
+    frame = si._ordered_sessions(frame)
+    sessions = frame["session_id"].astype(str).to_numpy()
+    items = frame["item_id"].astype(str).to_numpy()
+    times = frame["timestamp"].to_numpy()
+    lines, start = [], 0
+    for i in range(1, len(frame) + 1):
+        if i < len(frame) and sessions[i] == sessions[start]:
+            continue
+        for j in range(start + 1, i):
+            first = max(start, j - max_history)
+            history = " ".join(items[first:j])
+            history_times = " ".join(repr(float(t)) for t in times[first:j])
+            lines.append(f"{sessions[j]}\t{history}\t{items[j]}\t{float(times[j])!r}\t{history_times}\n")
+        start = i
+    return lines
 
 
 def load_cli():
@@ -125,14 +151,35 @@ def test_unseen_test_items_are_dropped_then_short_sessions():
 
 def test_prefix_rows_hold_the_recent_history_oldest_first():
     events = frame([(7, "a", 3), (7, "b", 4), (7, "c", 5), (5, "x", 1), (5, "y", 2)])
-    rows = si.prefix_rows(events, max_history=2)
+    rows = text_lines(si.prefix_rows(events, max_history=2))
     # sessions by start time; columns: session, history, target, target time, history times
     assert rows == ["5\tx\ty\t2.0\t1.0\n", "7\ta\tb\t4.0\t3.0\n", "7\ta b\tc\t5.0\t3.0 4.0\n"]
-    last = si.prefix_rows(frame([(1, "a", 1), (1, "b", 2), (1, "c", 3), (1, "d", 4)]), 2)[-1]
+    last = text_lines(si.prefix_rows(frame([(1, "a", 1), (1, "b", 2), (1, "c", 3), (1, "d", 4)]), 2))[-1]
     assert last == "1\tb c\td\t4.0\t2.0 3.0\n"
 
 
+def test_rows_in_many_chunks_equal_the_rows_in_one(monkeypatch, digi_splits):
+    whole = text_lines(si.prefix_rows(digi_splits["train"], 5))
+    monkeypatch.setattr(text_rows, "CHUNK_BYTES", 300)
+    chunks = list(si.prefix_rows(digi_splits["train"], 5))
+    assert len(chunks) > 100 and text_lines(chunks) == whole
+
+
 # --------------------------------------------------------------------------- the diginetica sample
+
+
+@pytest.mark.parametrize("max_history", [1, 3, 50])
+def test_vectorised_rows_equal_the_per_target_loop_on_the_sample(digi_splits, max_history):
+    for split in si.SPLITS:
+        assert text_lines(si.prefix_rows(digi_splits[split], max_history)) == \
+            reference_prefix_rows(digi_splits[split], max_history)
+
+
+def test_event_rows_are_the_events_in_session_order(digi_splits):
+    lines = text_lines(si.event_rows(digi_splits["test"]))
+    ordered = si._ordered_sessions(digi_splits["test"])
+    assert lines == [f"{s}\t{i}\t{t!r}\n" for s, i, t in zip(ordered["session_id"], ordered["item_id"],
+                                                             ordered["timestamp"].astype(float))]
 
 
 def test_protocol_invariants_on_diginetica(diginetica, digi_splits):
@@ -278,3 +325,51 @@ def test_the_importer_does_not_import_torch_or_recbole():
     names = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     names |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert not names & {"torch", "recbole"}
+
+
+# --------------------------------------------------------------------------- the events layout
+
+
+def _prepared(model, folder, name):
+    from recbole_gru4rec_plus.config import PluginConfig
+    from recbole_gru4rec_plus.quick_start import create_dataset, data_preparation
+
+    config = PluginConfig(model, name, [os.path.join(folder, name, f"{name}.yaml")], {"show_progress": False})
+    dataset = create_dataset(config)
+    return dataset, data_preparation(config, dataset)
+
+
+def _as_tokens(dataset, field, values):
+    if field in (dataset.uid_field, dataset.iid_field, dataset.iid_field + "_list"):
+        return [dataset.id2token(field.removesuffix("_list"), v) for v in values.flatten().tolist()]
+    return values.tolist()
+
+
+@pytest.mark.parametrize("model", ["GRU4RecPlus", "STAMP"])
+def test_event_files_give_every_model_the_rows_of_the_prefix_files(digi_splits, in_tmp_dir, model):
+    """The same splits written both ways: every part's rows (and GRU4RecPlus's training sessions)
+    are equal, token for token, for the plugin and for a RecBole model."""
+    for layout in ("prefix", "events"):
+        si.write_benchmark_files(digi_splits, str(in_tmp_dir / layout), "digi", max_history=10, layout=si.LAYOUTS[layout])
+    header = (in_tmp_dir / "events" / "digi" / "digi.train.inter").read_text().splitlines()[0]
+    assert header == "session_id:token\titem_id:token\ttimestamp:float"
+    (a, parts_a), (b, parts_b) = (_prepared(model, str(in_tmp_dir / layout), "digi") for layout in ("prefix", "events"))
+    for part_a, part_b in zip(parts_a, parts_b):
+        rows_a, rows_b = part_a.dataset.inter_feat, part_b.dataset.inter_feat
+        assert set(rows_a.interaction) == set(rows_b.interaction) and len(rows_a) == len(rows_b) > 0
+        for field in rows_a.interaction:
+            assert _as_tokens(a, field, rows_a[field]) == _as_tokens(b, field, rows_b[field]), field
+    if model == "GRU4RecPlus":
+        sessions_a, sessions_b = parts_a[0].dataset.training_sessions, parts_b[0].dataset.training_sessions
+        assert np.array_equal(sessions_a.offsets, sessions_b.offsets)
+        assert [a.id2token(a.iid_field, i) for i in sessions_a.items] == [b.id2token(b.iid_field, i) for i in sessions_b.items]
+    else:
+        assert parts_b[0].dataset.inter_feat["item_length"].max() == 10  # the rows' history: MAX_ITEM_LIST_LENGTH
+
+
+def test_event_layout_is_refused_for_the_session_aware_protocol(tmp_path, capsys):
+    log = tmp_path / "log.tsv"
+    write_tsv(log, [("u", "s", "a", 1)], header="UserId\tSessionId\tItemId\tTime")
+    assert load_cli().main(["--input", str(log), "--name", "x", "--format", "user-sessions", "--layout", "events",
+                            "--data-path", str(tmp_path)]) == 2
+    assert "--layout events applies to the session protocol only" in capsys.readouterr().err

@@ -94,8 +94,8 @@ class ExactTimesMixin:
         return interaction
 
 
-class SessionParallelDataset(ExactTimesMixin, SequentialDataset):
-    """Training events for session-parallel batches; RecBole rows for validation and test only."""
+class FastLoadMixin:
+    """Atomic files without sequence fields read by pandas' C parser, token columns as categoricals."""
 
     def _load_feat(self, filepath, source):
         """Read an atomic file with pandas' C parser, token columns as categoricals.
@@ -129,6 +129,95 @@ class SessionParallelDataset(ExactTimesMixin, SequentialDataset):
             for name in types
         }) if chunks else empty
         return frame[columns]
+
+
+class HistoryRowsMixin:
+    """RecBole's prefix rows for chosen target events, built from the events with array operations."""
+
+    def _history_first(self, targets, starts):
+        """Each target's first history event: the start of its session, within MAX_ITEM_LIST_LENGTH."""
+        return np.maximum(first_event_of_session(starts)[targets], targets - self.max_item_list_len)
+
+    def _history_positions(self, targets, starts):
+        """Event index of each history entry (0 past the history) and where the history is, for ``targets``."""
+        max_len = self.max_item_list_len
+        first = self._history_first(targets, starts)
+        length = targets - first
+        positions = first[:, None] + np.arange(max_len)[None, :]
+        in_history = np.arange(max_len)[None, :] < length[:, None]
+        return np.where(in_history, positions, 0), in_history, length
+
+    def _history_rows(self, targets, starts):
+        """RecBole's prefix rows (target event + list fields of the events before it) for ``targets``.
+
+        The history is the events from ``_history_first`` to the target; ``starts``: the session starts of all events.
+        """
+        positions, in_history, length = self._history_positions(targets, starts)
+        positions, in_history = torch.from_numpy(positions), torch.from_numpy(in_history)
+        target_index = torch.from_numpy(targets)
+        rows = {k: v[target_index] for k, v in self.inter_feat.interaction.items()}
+        for field, values in self.inter_feat.interaction.items():
+            if field == self.uid_field:
+                continue
+            history = values[positions]
+            mask = in_history.view(in_history.shape + (1,) * (history.dim() - 2))
+            rows[getattr(self, f"{field}_list_field")] = torch.where(mask, history, torch.zeros_like(history))
+        rows[self.item_list_length_field] = torch.from_numpy(length)
+        return Interaction(rows)
+
+
+
+class EventFilesMixin(FastLoadMixin):
+    """Benchmark files of plain events (``run/import_sessions.py --layout events``): the three
+    files hold every event of their sessions and no list fields; every event after a session's
+    first is a target whose history is its session's earlier events. ``event_files`` says
+    whether a dataset has them; the rows a model needs are built from the events."""
+
+    @property
+    def event_files(self):
+        return self.benchmark_filename_list is not None and not getattr(self, "_has_list_files", True)
+
+    def _load_inter_feat(self, token, dataset_path):
+        super()._load_inter_feat(token, dataset_path)
+        self._has_list_files = any(ftype in (FeatureType.TOKEN_SEQ, FeatureType.FLOAT_SEQ)
+                                   for field, ftype in self.field2type.items() if field in self.inter_feat)
+        if self.event_files:  # RecBole's concat turned the files' categoricals into objects: one set of categories
+            for field in self.inter_feat:
+                if self.field2type[field] == FeatureType.TOKEN:
+                    self.inter_feat[field] = self.inter_feat[field].astype("category")
+
+    def _benchmark_presets(self):
+        if self.event_files:
+            self._aug_presets()  # the list fields exist only once rows are built
+        else:
+            super()._benchmark_presets()
+
+    def _event_file_targets(self):
+        """(session starts of all events, the target events of each file)."""
+        sessions = self.inter_feat[self.uid_field].numpy()
+        bounds = np.cumsum([0] + list(self.file_size_list))
+        starts = np.r_[True, sessions[1:] != sessions[:-1]] if len(sessions) else np.zeros(0, dtype=bool)
+        starts[bounds[:-1][bounds[:-1] < len(sessions)]] = True  # a file begins a session
+        targets = [np.flatnonzero(~starts[a:b]) + a for a, b in zip(bounds[:-1], bounds[1:])]
+        return starts, targets
+
+
+class EventFileRowsMixin(HistoryRowsMixin, EventFilesMixin):
+    """RecBole's built-in models on event files: rows for every file's targets, as the prefix
+    layout stores them (RecBole's own cost: rows x MAX_ITEM_LIST_LENGTH per list field)."""
+
+    def _change_feat_format(self):
+        super()._change_feat_format()
+        if not self.event_files:
+            return
+        starts, targets = self._event_file_targets()
+        parts = [self._history_rows(rows, starts) for rows in targets]
+        self.inter_feat = Interaction({field: torch.cat([part[field] for part in parts]) for field in parts[0].interaction})
+        self.file_size_list = [len(rows) for rows in targets]
+
+
+class SessionParallelDataset(EventFilesMixin, HistoryRowsMixin, ExactTimesMixin, SequentialDataset):
+    """Training events for session-parallel batches; RecBole rows for validation and test only."""
 
     def _check_field(self, *field_names):
         for name in field_names:
@@ -205,10 +294,20 @@ class SessionParallelDataset(ExactTimesMixin, SequentialDataset):
         test = self._history_rows(test_targets, starts)
         return _take(self.inter_feat, train_index), starts[train_index], valid, test
 
+    def _split_event_files(self):
+        """Event files: the training file's events as they are, rows for the other files' targets."""
+        self._drop_unused_col()
+        starts, (_, valid, test) = self._event_file_targets()
+        n_train = self.file_size_list[0]
+        valid_rows, test_rows = self._history_rows(valid, starts), self._history_rows(test, starts)
+        return _take(self.inter_feat, np.arange(n_train)), starts[:n_train], valid_rows, test_rows
+
     def _split_benchmark_files(self):
         """Pre-split prefix rows (e.g. from run/import_sessions.py): training sessions are rebuilt
         from the training rows (grouped by SESSION_ID_FIELD if set, else by user) as the first
         row's last history item (the session's first event) followed by every row's target."""
+        if self.event_files:
+            return self._split_event_files()
         self._drop_unused_col()
         bounds = np.cumsum([0] + list(self.file_size_list))
         train, valid, test = (_take(self.inter_feat, np.arange(a, b)) for a, b in zip(bounds[:-1], bounds[1:]))
@@ -268,38 +367,6 @@ class SessionParallelDataset(ExactTimesMixin, SequentialDataset):
             )
         user_starts = np.r_[True, users[1:] != users[:-1]] if len(users) else np.zeros(0, dtype=bool)
         return TrainingSessions.from_events(items, starts, times, user_starts=user_starts)
-
-    def _history_first(self, targets, starts):
-        """Each target's first history event: the start of its session, within MAX_ITEM_LIST_LENGTH."""
-        return np.maximum(first_event_of_session(starts)[targets], targets - self.max_item_list_len)
-
-    def _history_positions(self, targets, starts):
-        """Event index of each history entry (0 past the history) and where the history is, for ``targets``."""
-        max_len = self.max_item_list_len
-        first = self._history_first(targets, starts)
-        length = targets - first
-        positions = first[:, None] + np.arange(max_len)[None, :]
-        in_history = np.arange(max_len)[None, :] < length[:, None]
-        return np.where(in_history, positions, 0), in_history, length
-
-    def _history_rows(self, targets, starts):
-        """RecBole's prefix rows (target event + list fields of the events before it) for ``targets``.
-
-        The history is the events from ``_history_first`` to the target; ``starts``: the session starts of all events.
-        """
-        positions, in_history, length = self._history_positions(targets, starts)
-        positions, in_history = torch.from_numpy(positions), torch.from_numpy(in_history)
-        target_index = torch.from_numpy(targets)
-        rows = {k: v[target_index] for k, v in self.inter_feat.interaction.items()}
-        for field, values in self.inter_feat.interaction.items():
-            if field == self.uid_field:
-                continue
-            history = values[positions]
-            mask = in_history.view(in_history.shape + (1,) * (history.dim() - 2))
-            rows[getattr(self, f"{field}_list_field")] = torch.where(mask, history, torch.zeros_like(history))
-        rows[self.item_list_length_field] = torch.from_numpy(length)
-        return Interaction(rows)
-
 
 def _shift_lists(rows, dataset, first):
     """``rows`` with each row's list fields starting at entry ``first`` of that row (moved to the front)."""

@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PluginError
-from .session_import import SPLITS, Layout, _check_not_empty, _check_tokens, _numeric, _read_csv, collapse_repeats
+from .session_import import (SPLITS, Layout, _check_not_empty, _check_tokens, _numeric, _read_csv, collapse_repeats,
+                             session_first_event)
+from .text_rows import History, Value, text_rows
 
 COLUMNS = ["user_id", "session_id", "item_id", "timestamp"]
 HEADER = ("user_id:token\tsession_id:token\titem_id_list:token_seq\titem_id:token\ttimestamp:float\t"
@@ -110,30 +112,20 @@ def apply_session_aware_protocol(events, min_item_support=5, min_session_length=
 
 
 def user_prefix_rows(splits, max_history=50):
-    """Lines of the three ``.inter`` files: a row per target, with the user's previous events (all
-    splits' events before it in time, oldest first, at most ``max_history``) and their session-start flags."""
+    """Bytes of the three ``.inter`` files (in chunks): a row per target, with the user's previous
+    events (all splits' events before it in time, oldest first, at most ``max_history``) and
+    their session-start flags."""
     frames = [splits[split].assign(_split=k) for k, split in enumerate(SPLITS)]
     events = _sort(pd.concat(frames, ignore_index=True))
-    users = events["user_id"].to_numpy()
-    sessions = events["session_id"].to_numpy()
-    items = events["item_id"].to_numpy()
-    times = events["timestamp"].to_numpy()
-    split_of = events["_split"].to_numpy()
-    starts = np.r_[True, sessions[1:] != sessions[:-1]]
-    user_first = 0
-    lines = {split: [] for split in SPLITS}
-    for i in range(len(events)):
-        if i and users[i] != users[i - 1]:
-            user_first = i
-        if starts[i]:
-            continue  # a session's first event is no target
-        first = max(user_first, i - max_history)
-        history = " ".join(items[first:i])
-        history_times = " ".join(repr(float(t)) for t in times[first:i])
-        flags = " ".join("1" if s else "0" for s in starts[first:i])
-        lines[SPLITS[split_of[i]]].append(
-            f"{users[i]}\t{sessions[i]}\t{history}\t{items[i]}\t{float(times[i])!r}\t{history_times}\t{flags}\n")
-    return lines
+    users, sessions = events["user_id"].to_numpy(), events["session_id"].to_numpy()
+    session_start = session_first_event(sessions) == np.arange(len(events))
+    rows = np.flatnonzero(~session_start)  # a session's first event is no target
+    first = np.maximum(session_first_event(users)[rows], rows - max_history)
+    fields = [Value(users), Value(sessions), History(events["item_id"].to_numpy()), Value(events["item_id"].to_numpy()),
+              Value(events["timestamp"].to_numpy()), History(events["timestamp"].to_numpy()),
+              History(session_start.astype(np.int8))]
+    split_of = events["_split"].to_numpy()[rows]
+    return {split: text_rows(fields, rows[split_of == k], first[split_of == k]) for k, split in enumerate(SPLITS)}
 
 
 USER_SESSION_LAYOUT = Layout(HEADER, user_prefix_rows, "user_sessions.yaml")

@@ -26,6 +26,7 @@ import pandas as pd
 from .. import faults
 from ..errors import PluginError
 from ..resources import PROPERTIES_DIR
+from .text_rows import History, Value, text_rows
 
 COLUMNS = ["session_id", "item_id", "timestamp"]
 SPLITS = ("train", "valid", "test")
@@ -35,29 +36,30 @@ NA_TOKENS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan
              "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
 # timestamp_list: the history's times, so that dwell-time slicing knows a session's first dwell
 HEADER = "session_id:token\titem_id_list:token_seq\titem_id:token\ttimestamp:float\ttimestamp_list:float_seq\n"
+EVENT_HEADER = "session_id:token\titem_id:token\ttimestamp:float\n"
 
 
 # --------------------------------------------------------------------------- readers
 
 
-def _read_csv(path, sep, what):
+def _read_csv(path, sep, what, **options):
     """The whole file as strings (ids stay tokens exactly as written: no lost leading zeros)."""
     if not os.path.isfile(path):
         raise PluginError(f"input file '{path}' does not exist: check the path")
     try:
-        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, **options)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise PluginError(f"cannot read '{path}' as {what}: {str(error).splitlines()[0]}") from None
     return frame
 
 
-def _require_columns(frame, path, names, what):
+def _require_columns(frame, path, names, what, allow_empty=False):
     missing = [name for name in names if name not in frame.columns]
     if missing:
         found = ", ".join(map(str, frame.columns)) or "nothing"
         raise PluginError(f"'{path}' lacks the column(s) {', '.join(missing)} of {what} (header has {found}): "
                           f"fix the header or pick the right --format")
-    if frame.empty:
+    if frame.empty and not allow_empty:
         raise PluginError(f"'{path}' has a header but no events: give a file with data")
 
 
@@ -73,26 +75,65 @@ def _numeric(values, path, column):
 
 
 def _session_ids(values):
-    """int64 when every id is an integer (natural order), strings otherwise."""
-    if values.str.fullmatch(r"-?\d{1,18}").all():
-        return values.astype(np.int64)
-    return values
+    """int64 when every id is an integer (natural order), strings otherwise; a categorical's
+    distinct ids are checked, not its events."""
+    integer = r"-?\d{1,18}"
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        distinct = values.cat.categories.astype(str)
+        if not distinct.str.fullmatch(integer).all():
+            return values
+        return pd.Series(distinct.astype(np.int64).to_numpy()[values.cat.codes.to_numpy()], index=values.index)
+    return values.astype(np.int64) if values.str.fullmatch(integer).all() else values
 
 
 def _check_tokens(frame, path):
     for column in ("session_id", "item_id"):
-        empty = frame[column].astype(str).str.strip() == ""
-        if empty.any():
-            row = int(np.flatnonzero(empty.to_numpy())[0])
+        values = frame[column]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            blank = np.flatnonzero(values.cat.categories.astype(str).str.strip() == "")
+            empty = np.isin(values.cat.codes.to_numpy(), blank) if len(blank) else None
+        else:
+            empty = (values.astype(str).str.strip() == "").to_numpy()
+        if empty is not None and empty.any():
+            row = int(np.flatnonzero(empty)[0])
             raise PluginError(f"'{path}': empty {column} on data line {row + 1}: every event needs a session and an item")
 
 
+def _lean_tokens(values):
+    """A categorical column with its categories stripped of surrounding spaces (merged where
+    stripping makes two equal): one string per distinct id, not one per event."""
+    categories = values.cat.categories.astype(str)
+    stripped = categories.str.strip()
+    if stripped.equals(categories):
+        return values.cat.rename_categories(categories)
+    unique, inverse = np.unique(stripped.to_numpy(), return_inverse=True)
+    codes = values.cat.codes.to_numpy()
+    return pd.Series(pd.Categorical.from_codes(np.where(codes < 0, -1, inverse[codes]), unique), index=values.index)
+
+
 def read_gru4rec_tsv(path):
-    """A tab-separated ``SessionId ItemId Time`` file (the GRU4Rec code's format; Time in seconds)."""
-    raw = _read_csv(path, "\t", "tab-separated SessionId/ItemId/Time")
-    _require_columns(raw, path, ["SessionId", "ItemId", "Time"], "the GRU4Rec format")
-    events = pd.DataFrame({"session_id": raw["SessionId"].str.strip(), "item_id": raw["ItemId"].str.strip(),
-                           "timestamp": _numeric(raw["Time"], path, "Time")})
+    """A tab-separated ``SessionId ItemId Time`` file (the GRU4Rec code's format; Time in seconds).
+
+    Read by pandas' C parser with ids as categoricals and times as floats: RSC15's 31.7M clicks in
+    well under a minute and about 1 GB. A file that does not parse that way (a time that is not a
+    number, ...) is read again as strings, to name the first bad line.
+    """
+    columns = ["SessionId", "ItemId", "Time"]
+    header = _read_csv(path, "\t", "tab-separated SessionId/ItemId/Time", nrows=0)
+    _require_columns(header, path, columns, "the GRU4Rec format", allow_empty=True)
+    try:
+        raw = pd.read_csv(path, sep="\t", usecols=columns, dtype={"SessionId": "category", "ItemId": "category",
+                                                                  "Time": np.float64}, keep_default_na=False, engine="c")
+        if not np.isfinite(raw["Time"].to_numpy()).all():
+            raise ValueError("a time that is not finite")
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
+        raw = _read_csv(path, "\t", "tab-separated SessionId/ItemId/Time")
+        _require_columns(raw, path, columns, "the GRU4Rec format")
+        _numeric(raw["Time"], path, "Time")  # names the bad line, if a time is the problem
+        raw = raw.astype({"SessionId": "category", "ItemId": "category"}).assign(Time=_numeric(raw["Time"], path, "Time"))
+    _require_columns(raw, path, columns, "the GRU4Rec format")
+    events = pd.DataFrame({"session_id": _lean_tokens(raw["SessionId"]), "item_id": _lean_tokens(raw["ItemId"]),
+                           "timestamp": raw["Time"].to_numpy(np.float64)})
     _check_tokens(events, path)
     events["session_id"] = _session_ids(events["session_id"])
     return events
@@ -134,6 +175,12 @@ def collapse_repeats(events):
     return events[~repeat.to_numpy()].reset_index(drop=True)
 
 
+def value_counts_per_row(values):
+    """For each row, how many rows hold its value (ints, strings or a categorical's codes)."""
+    codes, _ = pd.factorize(values)
+    return np.bincount(codes)[codes]
+
+
 def filter_support(events, min_item_support=5, min_session_length=2):
     """Drop rare items and short sessions, again and again until neither drops anything.
 
@@ -141,10 +188,8 @@ def filter_support(events, min_item_support=5, min_session_length=2):
     removing that session can make another item rare.
     """
     while True:
-        item_counts = events["item_id"].map(events["item_id"].value_counts())
-        events = events[(item_counts >= min_item_support).to_numpy()]
-        session_counts = events["session_id"].map(events["session_id"].value_counts())
-        keep = (session_counts >= min_session_length).to_numpy()
+        events = events[value_counts_per_row(events["item_id"]) >= min_item_support]
+        keep = value_counts_per_row(events["session_id"]) >= min_session_length
         if keep.all():
             return events.reset_index(drop=True)
         events = events[keep]
@@ -152,7 +197,12 @@ def filter_support(events, min_item_support=5, min_session_length=2):
 
 def session_start_times(events):
     """Start time (first event) of every session."""
-    return events.groupby("session_id", sort=False)["timestamp"].min()
+    return events.groupby("session_id", sort=False, observed=True)["timestamp"].min()
+
+
+def session_start_per_row(events):
+    """Start time of each row's session."""
+    return events.groupby("session_id", sort=False, observed=True)["timestamp"].transform("min").to_numpy()
 
 
 def split_by_time(events, days):
@@ -166,8 +216,14 @@ def split_by_time(events, days):
 def drop_unseen_items(events, train, min_session_length=2):
     """Keep the events whose item is in ``train``, then the sessions still long enough (2: one target)."""
     events = events[events["item_id"].isin(train["item_id"].unique()).to_numpy()]
-    lengths = events["session_id"].map(events["session_id"].value_counts())
-    return events[(lengths >= min_session_length).to_numpy()].reset_index(drop=True)
+    return events[value_counts_per_row(events["session_id"]) >= min_session_length].reset_index(drop=True)
+
+
+def as_tokens(values):
+    """Item ids as string tokens, held as a categorical (one string per distinct id)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.rename_categories(values.cat.categories.astype(str)) if len(values.cat.categories) else values
+    return values.astype(str).astype("category")
 
 
 def _prepare(events, collapse, what):
@@ -175,7 +231,7 @@ def _prepare(events, collapse, what):
     if missing:
         raise PluginError(f"{what} events lack the column(s) {', '.join(missing)}: pass a frame from a read_* function")
     events = events[COLUMNS].copy()
-    events["item_id"] = events["item_id"].astype(str)
+    events["item_id"] = as_tokens(events["item_id"])
     events["timestamp"] = events["timestamp"].astype(np.float64)
     events = sort_events(events)
     return collapse_repeats(events) if collapse else events
@@ -238,7 +294,7 @@ def apply_presplit_protocol(train, test, valid_days=1, min_item_support=5, min_s
     _check_not_empty(train, f"no training events left after dropping items with < {min_item_support} events and "
                             f"sessions with < {min_session_length} events: lower --min-item-support")
     test = _prepare(test, collapse_repeats, "test")
-    shared = np.intersect1d(train["session_id"].astype(str).unique(), test["session_id"].astype(str).unique())
+    shared = np.intersect1d(pd.Series(train["session_id"].unique()).astype(str), pd.Series(test["session_id"].unique()).astype(str))
     if len(shared):
         raise PluginError(f"{len(shared)} session id(s) (e.g. '{shared[0]}') are in both the training and the test "
                           f"file: a session must be in one of them")
@@ -267,34 +323,37 @@ def split_summary(splits):
 def _ordered_sessions(frame):
     """Events grouped by session, sessions by start time, events in time order."""
     frame = sort_events(frame)
-    start = frame["session_id"].map(session_start_times(frame))
-    order = np.lexsort((np.arange(len(frame)), start.to_numpy()))  # stable: session order within equal starts
-    return frame.iloc[order]
+    order = np.lexsort((np.arange(len(frame)), session_start_per_row(frame)))  # stable within equal starts
+    return frame.iloc[order].reset_index(drop=True)
+
+
+def session_first_event(sessions):
+    """For each event of session-grouped ``sessions``, the index of its session's first event."""
+    new = np.r_[True, sessions[1:] != sessions[:-1]] if len(sessions) else np.zeros(0, dtype=bool)
+    return np.maximum.accumulate(np.where(new, np.arange(len(sessions)), 0))
 
 
 def prefix_rows(frame, max_history=50):
-    """Lines of one ``.inter`` file: a row per target with the session's previous items (oldest first)."""
+    """Bytes of one ``.inter`` file (in chunks): a row per target with the session's previous
+    items and their times (oldest first, the last ``max_history``)."""
     frame = _ordered_sessions(frame)
-    sessions = frame["session_id"].astype(str).to_numpy()
-    items = frame["item_id"].to_numpy()
-    times = frame["timestamp"].to_numpy()
-    lines, start = [], 0
-    for i in range(1, len(frame) + 1):
-        if i < len(frame) and sessions[i] == sessions[start]:
-            continue
-        for j in range(start + 1, i):  # events start..i-1 are one session
-            first = max(start, j - max_history)
-            history = " ".join(items[first:j])
-            history_times = " ".join(repr(float(t)) for t in times[first:j])
-            lines.append(f"{sessions[j]}\t{history}\t{items[j]}\t{float(times[j])!r}\t{history_times}\n")
-        start = i
-    return lines
+    sessions, items, times = (frame[column].to_numpy() for column in COLUMNS)
+    session_first = session_first_event(sessions)
+    rows = np.flatnonzero(session_first != np.arange(len(frame)))  # every event but a session's first
+    first = np.maximum(session_first[rows], rows - max_history)
+    return text_rows([Value(sessions), History(items), Value(items), Value(times), History(times)], rows, first)
+
+
+def event_rows(frame):
+    """Bytes of one ``.inter`` file of plain events (in chunks): sessions by start time, events in time order."""
+    frame = _ordered_sessions(frame)
+    return text_rows([Value(frame[column].to_numpy()) for column in COLUMNS], np.arange(len(frame)))
 
 
 @dataclass(frozen=True)
 class Layout:
-    """What an import writes: the files' header, their rows ((splits, max_history) -> lines per
-    split) and the dataset YAML template under properties/dataset/."""
+    """What an import writes: the files' header, their rows ((splits, max_history) -> an iterable
+    of bytes per split) and the dataset YAML template under properties/dataset/."""
 
     header: str
     rows: Callable
@@ -305,7 +364,15 @@ def session_rows(splits, max_history=50):
     return {split: prefix_rows(splits[split], max_history) for split in SPLITS}
 
 
+def session_event_rows(splits, max_history=50):
+    return {split: event_rows(splits[split]) for split in SPLITS}
+
+
 SESSION_LAYOUT = Layout(HEADER, session_rows, "sessions.yaml")
+# The training events as they are: nothing per target on disk; the rows that a model needs are
+# built when RecBole loads the files (docs/algorithm.md §8), for RSC15-sized logs.
+EVENT_LAYOUT = Layout(EVENT_HEADER, session_event_rows, "session_events.yaml")
+LAYOUTS = {"prefix": SESSION_LAYOUT, "events": EVENT_LAYOUT}
 
 
 def dataset_yaml(data_path, name, max_history=50, comments=(), template="sessions.yaml"):
@@ -338,7 +405,7 @@ def _check_writable(splits, name, max_history):
         for column in ("user_id", "session_id", "item_id"):
             if column not in frame:
                 continue
-            tokens = frame[column].astype(str)
+            tokens = pd.Series(frame[column].unique()).astype(str)  # each distinct id once
             spaced = tokens.str.contains(r"\s")
             if spaced.any():
                 raise PluginError(f"{column} '{tokens[spaced].iloc[0]}' contains whitespace, which separates "
@@ -419,11 +486,12 @@ def write_benchmark_files(splits, data_path, name, max_history=50, overwrite=Fal
                           f"you can write to") from None
     try:
         rows = layout.rows(splits, max_history)
-        contents = [[layout.header, *rows[split]] for split in SPLITS]
-        contents.append([dataset_yaml(data_path, name, max_history, comments, layout.template)])
-        for file_name, lines in zip(names, contents):
-            with open(os.path.join(staging, file_name), "w", encoding="utf-8") as f:
-                f.writelines(lines)
+        contents = [[layout.header.encode(), *rows[split]] for split in SPLITS]
+        contents.append([dataset_yaml(data_path, name, max_history, comments, layout.template).encode()])
+        for file_name, chunks in zip(names, contents):
+            with open(os.path.join(staging, file_name), "wb") as f:
+                for chunk in chunks:
+                    f.write(chunk)
             os.chmod(os.path.join(staging, file_name), 0o644)
         os.chmod(staging, 0o755)
         replace_folder(staging, folder)
