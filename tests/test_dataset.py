@@ -120,3 +120,25 @@ def test_a_session_id_field_cuts_training_and_evaluation_at_session_starts(in_tm
     histories = {int(train.id2token("item_id", [t])[0]): tokens(row[:n]) for t, row, n in zip(
         test.inter_feat["item_id"].numpy(), test.inter_feat["item_id_list"].numpy(), test.inter_feat["item_length"].numpy())}
     assert histories == {7: [4, 5, 6], 12: [8, 9, 10, 11]}
+
+
+def test_evaluation_batches_hold_a_bounded_number_of_scores(in_tmp_dir, monkeypatch):
+    """A sequential model's full-sort batches: at most EVAL_SCORES scores (RecBole: eval_batch_size
+    rows, whatever the items), and the same ranking metrics as one batch per 4096 rows."""
+    from recbole_gru4rec_plus import quick_start
+    from recbole_gru4rec_plus.config import PluginConfig
+    from recbole_gru4rec_plus.trainer import get_trainer_class
+
+    def test_result(scores):
+        monkeypatch.setattr(quick_start, "EVAL_SCORES", scores)
+        config = PluginConfig("GRU4RecPlus", "ml-100k", None, {"show_progress": False, "epochs": 1})
+        dataset = quick_start.create_dataset(config)
+        train, _, test = quick_start.data_preparation(config, dataset)
+        torch.manual_seed(0)
+        trainer = get_trainer_class(config.model_class)(config, config.model_class(config, train.dataset))
+        return test.step, dataset.item_num, trainer.evaluate(test, load_best_model=False)
+
+    rows, items, bounded = test_result(100_000)
+    assert rows == 100_000 // items and rows * items <= 100_000
+    rows, _, whole = test_result(1 << 40)
+    assert rows == 4096 and bounded == whole

@@ -2,6 +2,7 @@
 
 import ast
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -373,3 +374,17 @@ def test_event_layout_is_refused_for_the_session_aware_protocol(tmp_path, capsys
     assert load_cli().main(["--input", str(log), "--name", "x", "--format", "user-sessions", "--layout", "events",
                             "--data-path", str(tmp_path)]) == 2
     assert "--layout events applies to the session protocol only" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("shape", ["rsc15", "ml-25m"])
+def test_the_scale_benchmark_runs_every_phase_on_a_tiny_slice(tmp_path, shape):
+    """bench/bench_scale.py at 1/2000 of the published counts: every phase reports its figures."""
+    command = [sys.executable, os.path.join(ROOT, "bench", "bench_scale.py"), "--shape", shape, "--scale", "0.0005",
+               "--steps", "5", "--keep", str(tmp_path / "data")]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert output.returncode == 0, output.stderr[-2000:]
+    report = json.loads(output.stdout.strip().splitlines()[-1])
+    phases = ["import", "prepare", "train", "evaluate"] if shape == "rsc15" else ["prepare", "train", "evaluate"]
+    for phase in phases:
+        assert report[phase]["peak_rss_gb"] > 0
+    assert report["train"]["events_per_s"] > 0 and report["prepare"]["test_rows"] > 0

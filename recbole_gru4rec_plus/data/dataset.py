@@ -179,12 +179,10 @@ class EventFilesMixin(FastLoadMixin):
 
     def _load_inter_feat(self, token, dataset_path):
         super()._load_inter_feat(token, dataset_path)
+        # (RecBole's concat of the files turns their categoricals into object columns of references
+        # to the same strings: 8 bytes a row, factorized once by RecBole's remap)
         self._has_list_files = any(ftype in (FeatureType.TOKEN_SEQ, FeatureType.FLOAT_SEQ)
                                    for field, ftype in self.field2type.items() if field in self.inter_feat)
-        if self.event_files:  # RecBole's concat turned the files' categoricals into objects: one set of categories
-            for field in self.inter_feat:
-                if self.field2type[field] == FeatureType.TOKEN:
-                    self.inter_feat[field] = self.inter_feat[field].astype("category")
 
     def _benchmark_presets(self):
         if self.event_files:

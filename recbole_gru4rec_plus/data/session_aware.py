@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..errors import PluginError
 from .session_import import (SPLITS, Layout, _check_not_empty, _check_tokens, _numeric, _read_csv, collapse_repeats,
-                             session_first_event)
+                             session_first_event, tokens_of)
 from .text_rows import History, Value, text_rows
 
 COLUMNS = ["user_id", "session_id", "item_id", "timestamp"]
@@ -117,13 +117,13 @@ def user_prefix_rows(splits, max_history=50):
     their session-start flags."""
     frames = [splits[split].assign(_split=k) for k, split in enumerate(SPLITS)]
     events = _sort(pd.concat(frames, ignore_index=True))
-    users, sessions = events["user_id"].to_numpy(), events["session_id"].to_numpy()
+    users, sessions = (pd.factorize(events[column])[0] for column in ("user_id", "session_id"))
     session_start = session_first_event(sessions) == np.arange(len(events))
     rows = np.flatnonzero(~session_start)  # a session's first event is no target
     first = np.maximum(session_first_event(users)[rows], rows - max_history)
-    fields = [Value(users), Value(sessions), History(events["item_id"].to_numpy()), Value(events["item_id"].to_numpy()),
-              Value(events["timestamp"].to_numpy()), History(events["timestamp"].to_numpy()),
-              History(session_start.astype(np.int8))]
+    items, times = tokens_of(events["item_id"]), tokens_of(events["timestamp"])
+    fields = [Value(tokens_of(events["user_id"])), Value(tokens_of(events["session_id"])), History(items), Value(items),
+              Value(times), History(times), History(session_start.astype(np.int8))]
     split_of = events["_split"].to_numpy()[rows]
     return {split: text_rows(fields, rows[split_of == k], first[split_of == k]) for k, split in enumerate(SPLITS)}
 

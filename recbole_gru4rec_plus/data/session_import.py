@@ -12,6 +12,7 @@ Plain numpy/pandas on purpose: an importer never touches torch.
 """
 
 import ctypes
+import itertools
 import os
 import re
 import secrets
@@ -333,12 +334,18 @@ def session_first_event(sessions):
     return np.maximum.accumulate(np.where(new, np.arange(len(sessions)), 0))
 
 
+def tokens_of(values):
+    """A column's tokens for the writer: a categorical as it is (its distinct strings are
+    converted once), other columns as numpy arrays."""
+    return values.array if isinstance(values.dtype, pd.CategoricalDtype) else values.to_numpy()
+
+
 def prefix_rows(frame, max_history=50):
     """Bytes of one ``.inter`` file (in chunks): a row per target with the session's previous
     items and their times (oldest first, the last ``max_history``)."""
     frame = _ordered_sessions(frame)
-    sessions, items, times = (frame[column].to_numpy() for column in COLUMNS)
-    session_first = session_first_event(sessions)
+    sessions, items, times = (tokens_of(frame[column]) for column in COLUMNS)
+    session_first = session_first_event(pd.factorize(frame["session_id"])[0])
     rows = np.flatnonzero(session_first != np.arange(len(frame)))  # every event but a session's first
     first = np.maximum(session_first[rows], rows - max_history)
     return text_rows([Value(sessions), History(items), Value(items), Value(times), History(times)], rows, first)
@@ -347,7 +354,7 @@ def prefix_rows(frame, max_history=50):
 def event_rows(frame):
     """Bytes of one ``.inter`` file of plain events (in chunks): sessions by start time, events in time order."""
     frame = _ordered_sessions(frame)
-    return text_rows([Value(frame[column].to_numpy()) for column in COLUMNS], np.arange(len(frame)))
+    return text_rows([Value(tokens_of(frame[column])) for column in COLUMNS], np.arange(len(frame)))
 
 
 @dataclass(frozen=True)
@@ -485,8 +492,8 @@ def write_benchmark_files(splits, data_path, name, max_history=50, overwrite=Fal
         raise PluginError(f"cannot write to --data-path '{data_path}' ({error.strerror or error}): choose a folder "
                           f"you can write to") from None
     try:
-        rows = layout.rows(splits, max_history)
-        contents = [[layout.header.encode(), *rows[split]] for split in SPLITS]
+        rows = layout.rows(splits, max_history)  # chunks made as they are written: one in memory at a time
+        contents = [itertools.chain([layout.header.encode()], rows[split]) for split in SPLITS]
         contents.append([dataset_yaml(data_path, name, max_history, comments, layout.template).encode()])
         for file_name, chunks in zip(names, contents):
             with open(os.path.join(staging, file_name), "wb") as f:

@@ -9,39 +9,63 @@ are then gathered from those slices in one indexing step. Memory stays bounded b
 of output, whatever the number of events.
 """
 
-from dataclasses import dataclass
-
 import numpy as np
+import pandas as pd
 
 CHUNK_BYTES = 1 << 24  # output bytes per chunk (about 16 MB; its index arrays are 8x that)
 CHUNK_SPAN = 1 << 20  # events a chunk's rows may span (rows of one split lie scattered among all events)
 
 
-@dataclass(frozen=True)
-class Value:
+def _char_matrix(strings):
+    """(bytes matrix, lengths) of a numpy string array: row k holds the UTF-8 bytes of string k,
+    zero-padded. ASCII text is converted as an array; other text goes through ``np.char.encode``."""
+    strings = np.asarray(strings).astype(str)
+    if strings.dtype.itemsize == 0 or not len(strings):
+        return np.zeros((len(strings), 1), dtype=np.uint8), np.zeros(len(strings), dtype=np.int64)
+    codes = strings.view(np.uint32).reshape(len(strings), -1)
+    if codes.max() < 128:
+        return codes.astype(np.uint8), (codes != 0).sum(axis=1)
+    encoded = np.char.encode(strings, "utf-8")
+    matrix = np.frombuffer(encoded.tobytes(), dtype=np.uint8).reshape(len(encoded), encoded.dtype.itemsize)
+    return matrix, np.char.str_len(encoded).astype(np.int64)
+
+
+class _Column:
+    """Tokens of one column, one per event: a numpy array, or a pandas Categorical (its distinct
+    strings are converted once, its events gathered by code)."""
+
+    def __init__(self, tokens):
+        self.tokens = tokens
+        self._dictionary = None
+
+    def char_matrix(self, lo, hi):
+        if not isinstance(self.tokens, pd.Categorical):
+            return _char_matrix(self.tokens[lo:hi])
+        if self._dictionary is None:
+            self._dictionary = _char_matrix(np.asarray(self.tokens.categories))
+        matrix, lengths = self._dictionary
+        codes = self.tokens.codes[lo:hi]
+        return matrix[codes], lengths[codes]
+
+
+class Value(_Column):
     """The row's own token of ``tokens`` (one per event)."""
 
-    tokens: np.ndarray
 
-
-@dataclass(frozen=True)
-class History:
+class History(_Column):
     """The tokens of ``tokens`` of the row's history events joined by spaces."""
 
-    tokens: np.ndarray
 
-
-def _encode(tokens):
-    """(buffer, starts): UTF-8 bytes of each token followed by a space; token k is
+def _encode(column, lo, hi):
+    """(buffer, starts) of events lo..hi-1: each token's bytes followed by a space; token k is
     ``buffer[starts[k]:starts[k + 1] - 1]``."""
-    encoded = np.char.encode(np.asarray(tokens).astype(str), "utf-8")
-    width = max(encoded.dtype.itemsize, 1)
-    matrix = np.zeros((len(encoded), width + 1), dtype=np.uint8)
-    matrix[:, :width] = np.frombuffer(encoded.tobytes(), dtype=np.uint8).reshape(len(encoded), width) if len(encoded) else 0
-    lengths = np.char.str_len(encoded).astype(np.int64)
-    matrix[np.arange(len(encoded)), lengths] = ord(" ")
+    matrix, lengths = column.char_matrix(lo, hi)
+    width = matrix.shape[1]
+    padded = np.zeros((len(lengths), width + 1), dtype=np.uint8)
+    padded[:, :width] = matrix
+    padded[np.arange(len(lengths)), lengths] = ord(" ")
     keep = np.arange(width + 1)[None, :] <= lengths[:, None]
-    return matrix[keep], np.concatenate(([0], np.cumsum(lengths + 1)))
+    return padded[keep], np.concatenate(([0], np.cumsum(lengths + 1)))
 
 
 def _gather(out, out_starts, buffer, starts, lengths):
@@ -56,7 +80,7 @@ def _gather(out, out_starts, buffer, starts, lengths):
 
 def _chunk_text(fields, rows, first, lo, hi):
     """The bytes of ``rows`` (event indices; histories from ``first``), whose events lie in [lo, hi)."""
-    encoded = [_encode(field.tokens[lo:hi]) for field in fields]
+    encoded = [_encode(field, lo, hi) for field in fields]
     pieces = []  # per field: (buffer, source starts, lengths)
     for field, (buffer, starts) in zip(fields, encoded):
         if isinstance(field, Value):
