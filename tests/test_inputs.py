@@ -302,3 +302,19 @@ def test_epochs_0_tests_the_initial_model_and_learning_rate_0_trains_nothing_as_
     untrained = out.split("test: ")[1].splitlines()[0]
     code, out, err = _run([*small, "--epochs=1", "--learning_rate=0"], in_tmp_dir, capsys)
     assert code == 0 and out.split("test: ")[1].splitlines()[0] == untrained, err[-2000:]  # nothing moved
+
+
+def test_duplicate_rows_by_hash_equal_pandas_duplicated():
+    import numpy as np
+    import pandas as pd
+
+    from recbole_gru4rec_plus.data.checks import exact_duplicate_rows
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"user": pd.Categorical(rng.integers(0, 30, 5000).astype(str)),
+                          "item": rng.integers(0, 40, 5000), "rating": rng.integers(1, 3, 5000) / 2.0,
+                          "time": rng.integers(0, 3, 5000).astype(float)})
+    expected = frame.duplicated().to_numpy()
+    assert expected.sum() > 100 and (~expected).sum() > 100
+    assert np.array_equal(exact_duplicate_rows(frame), expected)
+    assert not exact_duplicate_rows(frame.iloc[:0]).size

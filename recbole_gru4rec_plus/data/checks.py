@@ -84,17 +84,34 @@ def check_numeric_column(path, column, separator, encoding="utf-8"):
                           f"every event needs a numeric time (fix or drop that row)")
 
 
+def exact_duplicate_rows(frame):
+    """``frame.duplicated()`` (every later copy of an earlier row), in a fraction of its memory:
+    rows are screened by a 64-bit hash of all columns, and only rows whose hash repeats are
+    compared exactly. (pandas' duplicated() factorizes every column into int64 codes at once:
+    1.5 GB more for 25M ratings.)"""
+    if frame.empty:
+        return np.zeros(0, dtype=bool)
+    hashes = np.zeros(len(frame), dtype=np.uint64)
+    for column in frame.columns:
+        hashes = hashes * np.uint64(1_000_003) ^ pd.util.hash_pandas_object(frame[column], index=False).to_numpy()
+    candidates = np.flatnonzero(pd.Series(hashes).duplicated(keep=False).to_numpy())
+    duplicated = np.zeros(len(frame), dtype=bool)
+    if len(candidates):
+        duplicated[candidates] = frame.iloc[candidates].duplicated().to_numpy()
+    return duplicated
+
+
 class DuplicateRowsMixin:
     """Counts exact duplicate rows of the interactions (a warning: they count twice as events and
     targets) and drops them when ``drop_duplicate_rows`` is set, before RecBole's own
     ``rm_dup_inter`` (which removes repeated user-item pairs, a different thing)."""
 
     def _remove_duplication(self):
-        duplicated = self.inter_feat.duplicated()
+        duplicated = exact_duplicate_rows(self.inter_feat)
         n_duplicated = int(duplicated.sum())
         if n_duplicated:
             if self.config["drop_duplicate_rows"]:
-                self.inter_feat = self.inter_feat[~duplicated.to_numpy()].reset_index(drop=True)
+                self.inter_feat = self.inter_feat[~duplicated].reset_index(drop=True)
                 getLogger().warning(f"dropped {n_duplicated} exact duplicate rows of the interactions (drop_duplicate_rows)")
             else:
                 getLogger().warning(

@@ -260,9 +260,24 @@ class SessionParallelDataset(EventFilesMixin, HistoryRowsMixin, ExactTimesMixin,
             events, starts, valid, test = self._split_histories()
         else:
             events, starts, valid, test = self._split_benchmark_files()
-        train = self.copy(events)
-        train.training_sessions = self._training_sessions(events, starts)
+        sessions = self._training_sessions(events, starts)
+        # the training part keeps only what the model reads of it (item supports, users): its
+        # events already live in ``sessions``
+        train = self.copy(Interaction({field: events[field] for field in (self.uid_field, self.iid_field)}))
+        train.training_sessions = sessions
         return [train, self.copy(valid), self.copy(test)]
+
+    def _drop_unused_col(self):
+        """RecBole's ``unused_col``, and every interaction field that session-parallel models
+        never read (e.g. ratings, once filtering used them): they would be copied into the
+        training events and padded into every evaluation row's history."""
+        super()._drop_unused_col()
+        needed = {self.uid_field, self.iid_field, self.time_field, self.config["SESSION_ID_FIELD"], SESSION_START_LIST,
+                  self.item_list_length_field}
+        suffix = self.config["LIST_SUFFIX"]
+        for field in list(self.inter_feat.interaction):
+            if field not in needed and field.removesuffix(suffix) not in needed:
+                del self.inter_feat.interaction[field]
 
     def _split_histories(self):
         """Training events and their session starts, and valid/test rows, from whole user histories."""
