@@ -192,10 +192,9 @@ class EventFilesMixin(FastLoadMixin):
 
     def _event_file_targets(self):
         """(session starts of all events, the target events of each file)."""
-        sessions = self.inter_feat[self.uid_field].numpy()
         bounds = np.cumsum([0] + list(self.file_size_list))
-        starts = np.r_[True, sessions[1:] != sessions[:-1]] if len(sessions) else np.zeros(0, dtype=bool)
-        starts[bounds[:-1][bounds[:-1] < len(sessions)]] = True  # a file begins a session
+        starts = session_starts(self.inter_feat[self.uid_field].numpy())
+        starts[bounds[:-1][bounds[:-1] < len(starts)]] = True  # a file begins a session
         targets = [np.flatnonzero(~starts[a:b]) + a for a, b in zip(bounds[:-1], bounds[1:])]
         return starts, targets
 
@@ -313,7 +312,8 @@ class SessionParallelDataset(EventFilesMixin, HistoryRowsMixin, ExactTimesMixin,
         starts, (_, valid, test) = self._event_file_targets()
         n_train = self.file_size_list[0]
         valid_rows, test_rows = self._history_rows(valid, starts), self._history_rows(test, starts)
-        return _take(self.inter_feat, np.arange(n_train)), starts[:n_train], valid_rows, test_rows
+        train = Interaction({field: values[:n_train] for field, values in self.inter_feat.interaction.items()})  # views
+        return train, starts[:n_train], valid_rows, test_rows
 
     def _split_benchmark_files(self):
         """Pre-split prefix rows (e.g. from run/import_sessions.py): training sessions are rebuilt

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PluginError
-from .session_import import (SPLITS, Layout, _check_not_empty, _check_tokens, _numeric, _read_csv, collapse_repeats,
-                             session_first_event, tokens_of)
+from .session_import import SPLITS, Layout, _check_not_empty, _check_tokens, _numeric, _read_csv, collapse_repeats, tokens_of
+from .sessions import first_event_of_session, session_starts
 from .text_rows import History, Value, text_rows
 
 COLUMNS = ["user_id", "session_id", "item_id", "timestamp"]
@@ -118,9 +118,9 @@ def user_prefix_rows(splits, max_history=50):
     frames = [splits[split].assign(_split=k) for k, split in enumerate(SPLITS)]
     events = _sort(pd.concat(frames, ignore_index=True))
     users, sessions = (pd.factorize(events[column])[0] for column in ("user_id", "session_id"))
-    session_start = session_first_event(sessions) == np.arange(len(events))
+    session_start = session_starts(users, session_ids=sessions)
     rows = np.flatnonzero(~session_start)  # a session's first event is no target
-    first = np.maximum(session_first_event(users)[rows], rows - max_history)
+    first = np.maximum(first_event_of_session(session_starts(users))[rows], rows - max_history)
     items, times = tokens_of(events["item_id"]), tokens_of(events["timestamp"])
     fields = [Value(tokens_of(events["user_id"])), Value(tokens_of(events["session_id"])), History(items), Value(items),
               Value(times), History(times), History(session_start.astype(np.int8))]

@@ -27,6 +27,7 @@ import pandas as pd
 from .. import faults
 from ..errors import PluginError
 from ..resources import PROPERTIES_DIR
+from .sessions import first_event_of_session, session_starts
 from .text_rows import History, Value, text_rows
 
 COLUMNS = ["session_id", "item_id", "timestamp"]
@@ -130,8 +131,8 @@ def read_gru4rec_tsv(path):
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
         raw = _read_csv(path, "\t", "tab-separated SessionId/ItemId/Time")
         _require_columns(raw, path, columns, "the GRU4Rec format")
-        _numeric(raw["Time"], path, "Time")  # names the bad line, if a time is the problem
-        raw = raw.astype({"SessionId": "category", "ItemId": "category"}).assign(Time=_numeric(raw["Time"], path, "Time"))
+        times = _numeric(raw["Time"], path, "Time")  # names the bad line, if a time is the problem
+        raw = raw.astype({"SessionId": "category", "ItemId": "category"}).assign(Time=times)
     _require_columns(raw, path, columns, "the GRU4Rec format")
     events = pd.DataFrame({"session_id": _lean_tokens(raw["SessionId"]), "item_id": _lean_tokens(raw["ItemId"]),
                            "timestamp": raw["Time"].to_numpy(np.float64)})
@@ -223,7 +224,7 @@ def drop_unseen_items(events, train, min_session_length=2):
 def as_tokens(values):
     """Item ids as string tokens, held as a categorical (one string per distinct id)."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        return values.cat.rename_categories(values.cat.categories.astype(str)) if len(values.cat.categories) else values
+        return values.cat.rename_categories(values.cat.categories.astype(str))
     return values.astype(str).astype("category")
 
 
@@ -328,12 +329,6 @@ def _ordered_sessions(frame):
     return frame.iloc[order].reset_index(drop=True)
 
 
-def session_first_event(sessions):
-    """For each event of session-grouped ``sessions``, the index of its session's first event."""
-    new = np.r_[True, sessions[1:] != sessions[:-1]] if len(sessions) else np.zeros(0, dtype=bool)
-    return np.maximum.accumulate(np.where(new, np.arange(len(sessions)), 0))
-
-
 def tokens_of(values):
     """A column's tokens for the writer: a categorical as it is (its distinct strings are
     converted once), other columns as numpy arrays."""
@@ -345,7 +340,7 @@ def prefix_rows(frame, max_history=50):
     items and their times (oldest first, the last ``max_history``)."""
     frame = _ordered_sessions(frame)
     sessions, items, times = (tokens_of(frame[column]) for column in COLUMNS)
-    session_first = session_first_event(pd.factorize(frame["session_id"])[0])
+    session_first = first_event_of_session(session_starts(pd.factorize(frame["session_id"])[0]))
     rows = np.flatnonzero(session_first != np.arange(len(frame)))  # every event but a session's first
     first = np.maximum(session_first[rows], rows - max_history)
     return text_rows([Value(sessions), History(items), Value(items), Value(times), History(times)], rows, first)
