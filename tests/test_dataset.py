@@ -90,10 +90,10 @@ def test_ratio_counts_follow_recbole_rounding():
 def test_times_keep_float64_precision(in_tmp_dir):
     config = PluginConfig("GRU4RecPlus", "ml-100k", None, SMALL)
     train, _, test = SessionParallelDataset(config).build()
-    starts = train.training_sessions.start_times  # the training events' times live in the sessions
-    assert starts.dtype == np.float64 and test.inter_feat["timestamp_list"].dtype == torch.float64
-    assert (starts % 1 == 0).all() and (starts % 64 != 0).any()
-    assert set(train.inter_feat.interaction) == {"user_id", "item_id"}  # what the model reads of the training part
+    assert train.inter_feat["timestamp"].dtype == torch.float64
+    assert test.inter_feat["timestamp_list"].dtype == torch.float64
+    assert (train.inter_feat["timestamp"] % 1 == 0).all() and (train.inter_feat["timestamp"] % 64 != 0).any()
+    assert set(train.inter_feat.interaction) == {"user_id", "item_id", "timestamp"}
     assert "rating_list" not in test.inter_feat.interaction  # fields no session-parallel model reads are dropped
 
 

@@ -260,9 +260,10 @@ class SessionParallelDataset(EventFilesMixin, HistoryRowsMixin, ExactTimesMixin,
         else:
             events, starts, valid, test = self._split_benchmark_files()
         sessions = self._training_sessions(events, starts)
-        # the training part keeps only what the model reads of it (item supports, users): its
-        # events already live in ``sessions``
-        train = self.copy(Interaction({field: events[field] for field in (self.uid_field, self.iid_field)}))
+        # the training part keeps its events' users, items and times (item supports, dwell and
+        # inspection read them), not the other fields
+        kept = [field for field in (self.uid_field, self.iid_field, self.time_field) if field in events.interaction]
+        train = self.copy(Interaction({field: events[field] for field in kept}))
         train.training_sessions = sessions
         return [train, self.copy(valid), self.copy(test)]
 
