@@ -24,7 +24,7 @@ class TrainingSessions:
     """Training sessions of two or more events, as one item array and session offsets, and
     (for user-parallel training) which sessions belong to which user."""
 
-    items: np.ndarray  # int64, the sessions' items concatenated in time order
+    items: np.ndarray  # int32 (int64 past 2^31 items), the sessions' items concatenated in time order
     offsets: np.ndarray  # int64, session s holds items[offsets[s]:offsets[s + 1]]
     start_times: np.ndarray | None = None  # float64, time of each session's first event (None: unknown)
     user_offsets: np.ndarray | None = None  # int64, user u holds sessions user_offsets[u]:user_offsets[u + 1]
@@ -34,7 +34,7 @@ class TrainingSessions:
         """Cut time-ordered events at session starts; sessions of one event give no target and are
         dropped (and users left with no session). ``user_starts``: True where an event starts a
         user's history (each also a session start), for user-parallel training."""
-        items = np.asarray(items, dtype=np.int64)
+        items = np.asarray(items)
         bounds = np.append(np.flatnonzero(starts), len(items))
         lengths = np.diff(bounds)
         keep = lengths >= 2
@@ -46,7 +46,9 @@ class TrainingSessions:
             user_of_session = np.cumsum(np.asarray(user_starts, dtype=bool)[bounds[:-1]])[keep]
             first = np.r_[True, user_of_session[1:] != user_of_session[:-1]] if len(user_of_session) else np.zeros(0, bool)
             user_offsets = np.append(np.flatnonzero(first), len(user_of_session)).astype(np.int64)
-        return cls(items=items[kept_items], offsets=offsets, start_times=start_times, user_offsets=user_offsets)
+        kept = items[kept_items] if not kept_items.all() else items
+        return cls(items=kept.astype(index_dtype(kept.max(initial=0))), offsets=offsets, start_times=start_times,
+                   user_offsets=user_offsets)
 
     @property
     def lengths(self):
@@ -86,12 +88,18 @@ class TrainingSessions:
         return user_steps, np.argsort(first_session_rank[self.user_offsets[:-1]], kind="stable")
 
 
+def index_dtype(largest):
+    """int32 for indices and ids up to ``largest`` where they fit (half the memory of int64), else int64."""
+    return np.int32 if largest < np.iinfo(np.int32).max else np.int64
+
+
 def input_events(offsets):
     """Index of every event that has a target (all but each session's last), in data order: the
-    positions that a schedule's entries point to."""
-    has_target = np.ones(int(offsets[-1]), dtype=bool)
-    has_target[np.asarray(offsets[1:]) - 1] = False
-    return np.flatnonzero(has_target)
+    positions that a schedule's entries point to. Input p of session s is event p + s."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    steps = np.diff(offsets) - 1
+    dtype = index_dtype(offsets[-1])
+    return np.arange(int(steps.sum()), dtype=dtype) + np.repeat(np.arange(len(steps), dtype=dtype), steps)
 
 
 def parallel_schedule(unit_steps, order, batch_size, min_active=1):
@@ -101,7 +109,8 @@ def parallel_schedule(unit_steps, order, batch_size, min_active=1):
     that finishes its unit takes the next unused one at the next step (lowest slot first). Unit
     u's steps are positions cumsum(unit_steps)[u - 1] ... in turn; entry [step, slot] is the
     slot's position. -1 marks a slot that has left the batch once no unit was left for it.
-    Steps with fewer than ``min_active`` slots left are not scheduled.
+    Steps with fewer than ``min_active`` slots left are not scheduled. Entries are int32 where
+    the positions fit.
     """
     unit_steps = np.asarray(unit_steps, dtype=np.int64)
     steps_per_unit = unit_steps[order]
@@ -120,7 +129,7 @@ def parallel_schedule(unit_steps, order, batch_size, min_active=1):
         change = np.bincount(first_step, minlength=total_steps + 1) - np.bincount(last_step, minlength=total_steps + 1)
         too_few = np.flatnonzero(np.cumsum(change)[:total_steps] < min_active)
         total_steps = int(too_few[0]) if len(too_few) else total_steps
-    schedule = np.full((total_steps, batch_size), -1, dtype=np.int64)
+    schedule = np.full((total_steps, batch_size), -1, dtype=index_dtype(unit_steps.sum()))
     flat = schedule.reshape(-1)
     for chunk in range(0, len(order), 65536):  # bounded temporaries for tens of millions of events
         part = slice(chunk, chunk + 65536)
@@ -179,15 +188,16 @@ class SessionParallelDataLoader:
         self.device = config["device"]
         self.rng = np.random.default_rng(config["seed"])
         self._unit_steps, self._time_order = sessions.units(unit)
-        events = sessions.input_events()  # position -> event index
-        starts = np.zeros(len(sessions.items), dtype=bool)
-        starts[sessions.offsets[:-1]] = True
-        self._inputs = torch.from_numpy(sessions.items[events])
-        self._targets = torch.from_numpy(sessions.items[events + 1])
-        self._starts = torch.from_numpy(starts[events])
+        # per position (an input event): its event index, and whether it starts a session; a step
+        # gathers its rows' items through them (no input and target copy per event: memory)
+        self._items = torch.from_numpy(sessions.items)
+        self._events = torch.from_numpy(sessions.input_events())
+        starts = np.zeros(len(self._events), dtype=bool)
+        starts[sessions.offsets[:-1] - np.arange(len(sessions.offsets) - 1)] = True  # first input of each session
+        self._starts = torch.from_numpy(starts)
         self._user_starts = None
         if unit == "user":
-            user_starts = np.zeros(len(events), dtype=bool)
+            user_starts = np.zeros(len(self._events), dtype=bool)
             user_starts[np.cumsum(self._unit_steps) - self._unit_steps] = True
             self._user_starts = torch.from_numpy(user_starts)
         self._schedule = None  # the next epoch's; kept across epochs when the order never changes
@@ -217,7 +227,7 @@ class SessionParallelDataLoader:
             self._schedule = None  # a new order next epoch
         idle_steps = (schedule < 0).any(dim=1)
         first_partial = int(idle_steps.float().argmax()) if idle_steps.any() else len(schedule)
-        inputs, targets, starts = (t.to(self.device) for t in (self._inputs, self._targets, self._starts))
+        items, events, starts = (t.to(self.device) for t in (self._items, self._events, self._starts))
         user_starts = None if self._user_starts is None else self._user_starts.to(self.device)
         schedule = schedule.to(self.device)
         for step in range(len(schedule)):
@@ -226,5 +236,6 @@ class SessionParallelDataLoader:
             if step >= first_partial:
                 slots = torch.nonzero(positions >= 0).squeeze(1)
                 positions = positions[slots]
-            yield SessionParallelBatch(inputs[positions], targets[positions], starts[positions], slots,
+            inputs = events[positions]
+            yield SessionParallelBatch(items[inputs].long(), items[inputs + 1].long(), starts[positions], slots,
                                        None if user_starts is None else user_starts[positions])
