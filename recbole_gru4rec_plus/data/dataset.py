@@ -9,12 +9,7 @@ and builds RecBole's list-field rows only for the validation and test targets, s
 through RecBole's unchanged full-sort evaluator.
 """
 
-import os
-import tempfile
-
 import numpy as np
-import pandas as pd
-from pandas.api.types import union_categoricals
 import torch
 from recbole.data.dataset import SequentialDataset
 from recbole.data.interaction import Interaction
@@ -22,6 +17,7 @@ from recbole.utils import FeatureType
 
 from ..errors import PluginError
 from .dwell import dwell_copies, repeat_events
+from .lean_frames import FastLoadMixin, LeanFilterMixin
 from .session_parallel import TrainingSessions
 from .sessions import first_event_of_session, session_starts
 
@@ -92,43 +88,6 @@ class ExactTimesMixin:
             lists = [torch.as_tensor(np.asarray(v, dtype=np.float64)) for v in data[time_list_field].values]
             interaction.interaction[time_list_field] = torch.nn.utils.rnn.pad_sequence(lists, batch_first=True)
         return interaction
-
-
-class FastLoadMixin:
-    """Atomic files without sequence fields read by pandas' C parser, token columns as categoricals."""
-
-    def _load_feat(self, filepath, source):
-        """Read an atomic file with pandas' C parser, token columns as categoricals.
-
-        RecBole (Dataset._load_feat) reads with the Python engine and every token as a Python
-        string: for 25M interactions, minutes and ~10 GB. Here RecBole still parses the header
-        (it registers the field types, from a copy holding only the header line), then the rows are
-        read fast and lean; tokens keep their string values. Files with sequence fields or a
-        multi-character separator go through RecBole's reader unchanged.
-        """
-        separator, encoding = self.config["field_separator"], self.config["encoding"]
-        with open(filepath, encoding=encoding) as f:
-            header = f.readline()
-        if len(separator) != 1 or "_seq" in header:
-            return super()._load_feat(filepath, source)
-        with tempfile.TemporaryDirectory() as folder:
-            header_only = os.path.join(folder, os.path.basename(filepath))
-            with open(header_only, "w", encoding=encoding) as f:
-                f.write(header)
-            empty = super()._load_feat(header_only, source)
-        if empty is None:
-            return None
-        columns = list(empty.columns)
-        types = {f"{field}:{self.field2type[field].value}": field for field in columns}
-        dtype = {name: np.float64 if self.field2type[field] == FeatureType.FLOAT else "category" for name, field in types.items()}
-        chunks = list(pd.read_csv(filepath, sep=separator, usecols=list(types), dtype=dtype, encoding=encoding,
-                                  engine="c", chunksize=1 << 20))  # chunks: bounded parser buffers
-        frame = pd.DataFrame({
-            types[name]: union_categoricals([chunk[name] for chunk in chunks])
-            if dtype[name] == "category" else np.concatenate([chunk[name].to_numpy() for chunk in chunks])
-            for name in types
-        }) if chunks else empty
-        return frame[columns]
 
 
 class HistoryRowsMixin:
@@ -213,7 +172,7 @@ class EventFileRowsMixin(HistoryRowsMixin, EventFilesMixin):
         self.file_size_list = [len(rows) for rows in targets]
 
 
-class SessionParallelDataset(EventFilesMixin, HistoryRowsMixin, ExactTimesMixin, SequentialDataset):
+class SessionParallelDataset(EventFilesMixin, LeanFilterMixin, HistoryRowsMixin, ExactTimesMixin, SequentialDataset):
     """Training events for session-parallel batches; RecBole rows for validation and test only."""
 
     def _check_field(self, *field_names):
@@ -254,6 +213,8 @@ class SessionParallelDataset(EventFilesMixin, HistoryRowsMixin, ExactTimesMixin,
         )
 
     def build(self):
+        """[train, valid, test]. From whole user histories, the dataset's own events are cut down to
+        the training events (as RecBole's sequential ``build`` replaces them by prefix rows)."""
         self._change_feat_format()
         if self.benchmark_filename_list is None:
             events, starts, valid, test = self._split_histories()
@@ -284,7 +245,7 @@ class SessionParallelDataset(EventFilesMixin, HistoryRowsMixin, ExactTimesMixin,
         self._check_field("uid_field", "time_field")
         users = self.inter_feat[self.uid_field].numpy()
         order = np.lexsort((self.inter_feat[self.time_field].numpy(), users))
-        _reorder_in_place(self.inter_feat, order)
+        _take_in_place(self.inter_feat, order)
         users = self.inter_feat[self.uid_field].numpy()
         del order
 
@@ -305,7 +266,10 @@ class SessionParallelDataset(EventFilesMixin, HistoryRowsMixin, ExactTimesMixin,
         self._drop_unused_col()
         valid = self._history_rows(valid_targets, starts)
         test = self._history_rows(test_targets, starts)
-        return _take(self.inter_feat, train_index), starts[train_index], valid, test
+        # the dataset's events become its training events, as RecBole's data_augmentation replaces
+        # them by prefix rows: no second copy of 25M events beside the first (memory)
+        _take_in_place(self.inter_feat, train_index)
+        return self.inter_feat, starts[train_index], valid, test
 
     def _split_event_files(self):
         """Event files: the training file's events as they are, rows for the other files' targets."""
@@ -406,11 +370,12 @@ def _take(interaction, index):
     return Interaction({field: values[index] for field, values in interaction.interaction.items()})
 
 
-def _reorder_in_place(interaction, order):
-    """Apply a row permutation column by column, so that only one column is ever copied at a time."""
-    order = torch.as_tensor(order)
+def _take_in_place(interaction, index):
+    """Keep rows ``index`` (a permutation, or a subset) of an Interaction column by column, so
+    that only one column is ever copied at a time."""
+    index = torch.as_tensor(index)
     for field in list(interaction.interaction):
-        interaction.interaction[field] = interaction.interaction[field][order]
+        interaction.interaction[field] = interaction.interaction[field][index]
 
 
 def _last_targets(user_end, n_from_end, n_take):
