@@ -1,6 +1,5 @@
 """The Python API: reproducibility, checkpoints, RecBole's name lookup."""
 
-import pytest
 from recbole.utils import get_model
 
 from recbole_gru4rec_plus import GRU4RecPlus

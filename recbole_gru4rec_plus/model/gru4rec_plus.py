@@ -120,7 +120,6 @@ class GRU4RecPlus(SequentialRecommender):
         self.embedding_size = config["embedding"]
         self.constrained_embedding = bool(config["constrained_embedding"])
         self.n_slots = config["train_batch_size"]  # B: a step's loss is its rows' sum over B (docs/algorithm.md §1)
-        loss_name = str(config["loss"]).strip().lower()
         self.logq = float(config["logq"] or 0.0)
         self.logq_tail_as_original = config["logq_tail"] == "original"
         self.loss_fct = build_loss(config["loss"], bpreg=config["bpreg"])
