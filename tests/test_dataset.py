@@ -11,7 +11,11 @@ from recbole_gru4rec_plus.data.dataset import SessionParallelDataset, leave_one_
 class SessionParallelDatasetWithRecBoleTimes(SessionParallelDataset):
     """Times in float32 as RecBole stores them, so that ties in time order break the same way."""
 
-    _dataframe_to_interaction = SequentialDataset._dataframe_to_interaction
+    def _dataframe_to_interaction(self, data):
+        interaction = super()._dataframe_to_interaction(data)
+        if self.time_field in interaction.interaction:
+            interaction.interaction[self.time_field] = interaction[self.time_field].float()
+        return interaction
 
 
 SMALL = {"show_progress": False, "state": "WARNING", "user_inter_num_interval": "[0,30)"}

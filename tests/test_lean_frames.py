@@ -1,4 +1,4 @@
-"""The lean reader and filters keep exactly the rows, ids and order that RecBole's keep."""
+"""The lean filters and remapping keep exactly the rows, ids and order that RecBole's keep."""
 
 import numpy as np
 import pandas as pd
@@ -12,25 +12,31 @@ from recbole_gru4rec_plus.data.lean_frames import keep_rows
 QUIET = {"show_progress": False, "state": "WARNING"}
 
 
-class RecBoleFilters(SessionParallelDataset):
-    """The same dataset with RecBole's own filters (the reader stays ours: tokens as categoricals)."""
+class RecBoleProcessing(SessionParallelDataset):
+    """The same dataset with RecBole's own filters and remapping (the reader stays ours: tokens as categoricals)."""
 
     _filter_nan_user_or_item = Dataset._filter_nan_user_or_item
     _filter_by_field_value = Dataset._filter_by_field_value
     _filter_inter_by_user_or_item = Dataset._filter_inter_by_user_or_item
     _filter_by_inter_num = Dataset._filter_by_inter_num
+    _remap = Dataset._remap
 
 
 def _frames(options, dataset="ml-100k"):
     config = PluginConfig("GRU4RecPlus", dataset, None, {**QUIET, **options})
-    return SessionParallelDataset(config), RecBoleFilters(config)
+    return SessionParallelDataset(config), RecBoleProcessing(config)
 
 
 def _assert_same(ours, recbole):
     assert len(ours.inter_feat) < ours.unfiltered_rows  # the filters did drop rows
     pd.testing.assert_frame_equal(ours.inter_feat, recbole.inter_feat)
-    for field in (ours.uid_field, ours.iid_field):
-        assert ours.field2id_token[field].tolist() == recbole.field2id_token[field].tolist()
+    assert ours.field2id_token.keys() == recbole.field2id_token.keys()
+    for field, tokens in ours.field2id_token.items():
+        assert tokens.tolist() == recbole.field2id_token[field].tolist()
+        assert ours.field2token_id[field] == recbole.field2token_id[field]
+    for name in ("user_feat", "item_feat"):
+        if getattr(ours, name) is not None:
+            pd.testing.assert_frame_equal(getattr(ours, name), getattr(recbole, name))
 
 
 @pytest.fixture(autouse=True)
@@ -52,6 +58,8 @@ def _count_rows(monkeypatch):
     {"load_col": {"inter": ["user_id", "item_id", "rating", "timestamp"]}, "val_interval": {"rating": "[3,5]"},
      "user_inter_num_interval": "[5,inf)"},
     {"val_interval": {"user_id": [str(u) for u in range(1, 400)]}},  # a token field: its listed values
+    {"load_col": {"inter": ["user_id", "item_id", "timestamp"], "item": ["item_id", "release_year"]},
+     "user_inter_num_interval": "[30,inf)"},  # items in two tables remapped together, another token field
 ])
 def test_filters_keep_recboles_rows(in_tmp_dir, options):
     _assert_same(*_frames(options))
@@ -81,7 +89,7 @@ def test_missing_ids_in_both_fields_drop_their_rows(in_tmp_dir):
     kept = [e for e in range(200) if e % 7 != 3 and e % 11 != 4]
     assert dataset.inter_feat["timestamp"].tolist() == kept
     with pytest.raises(IndexError):
-        RecBoleFilters(config)
+        RecBoleProcessing(config)
 
 
 def test_keep_rows_keeps_values_and_dtypes():

@@ -17,7 +17,7 @@ from recbole.utils import FeatureType
 
 from ..errors import PluginError
 from .dwell import dwell_copies, repeat_events
-from .lean_frames import FastLoadMixin, LeanFilterMixin
+from .lean_frames import FastLoadMixin, LeanProcessingMixin
 from .session_parallel import TrainingSessions
 from .sessions import first_event_of_session, session_starts
 
@@ -172,7 +172,7 @@ class EventFileRowsMixin(HistoryRowsMixin, EventFilesMixin):
         self.file_size_list = [len(rows) for rows in targets]
 
 
-class SessionParallelDataset(EventFilesMixin, LeanFilterMixin, HistoryRowsMixin, ExactTimesMixin, SequentialDataset):
+class SessionParallelDataset(EventFilesMixin, LeanProcessingMixin, HistoryRowsMixin, ExactTimesMixin, SequentialDataset):
     """Training events for session-parallel batches; RecBole rows for validation and test only."""
 
     def _check_field(self, *field_names):

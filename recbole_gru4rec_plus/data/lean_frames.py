@@ -1,12 +1,13 @@
-"""Reading and filtering the interactions without RecBole's whole-frame copies.
+"""Reading, filtering and remapping the interactions without RecBole's whole-frame copies.
 
-RecBole reads atomic files with the Python engine (every token a Python string), and filters
-with ``DataFrame.drop``, which copies every column at once beside the frame it drops from, and
-counts interactions with ``Counter`` over every row. For 25M interactions that is minutes and
+RecBole reads atomic files with the Python engine (every token a Python string), filters with
+``DataFrame.drop``, which copies every column at once beside the frame it drops from, counts
+interactions with ``Counter`` over every row, remaps ids by hashing every token as a string and
+converts the frame to tensors while holding both. For 25M interactions that is minutes and
 several GB. These mixins read with pandas' C parser (token columns as categoricals), drop rows
-one column at a time, count with ``np.bincount`` on codes, and hand freed memory back to the
-system between the steps (peak RSS is what limits the data a machine can take). The rows kept
-are exactly RecBole's.
+and convert one column at a time, count with ``np.bincount`` and remap from the categoricals'
+codes, and hand freed memory back to the system between the steps (peak RSS is what limits the
+data a machine can take). The rows, ids and tensors are exactly RecBole's.
 """
 
 import ctypes
@@ -17,6 +18,7 @@ import tempfile
 import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
+from recbole.data.interaction import Interaction
 from recbole.utils import FeatureType
 
 
@@ -98,8 +100,9 @@ class FastLoadMixin:
         return frame
 
 
-class LeanFilterMixin:
-    """RecBole's filters of the interactions, keeping the rows RecBole keeps, without its copies.
+class LeanProcessingMixin:
+    """RecBole's filters, id remapping and conversion to tensors, with RecBole's results, without
+    its whole-frame copies.
 
     Only the interactions are filtered here; with user or item feature tables (which RecBole
     filters too), RecBole's own methods run."""
@@ -168,6 +171,52 @@ class LeanFilterMixin:
             keep[rows] = True
             del codes, rows
             self._keep_interactions(keep)
+
+    def _remap(self, remap_list):
+        """RecBole's ids (1, 2, ... in order of first appearance over the listed columns; 0 is
+        padding) from the categoricals' codes. RecBole concatenates every token as a Python string
+        and hashes them (for 25M interactions ~1.7 GB at once); lists, other dtypes and missing
+        tokens go through RecBole's ``_remap``."""
+        if not remap_list or not all(ftype == FeatureType.TOKEN and isinstance(feat[field].dtype, pd.CategoricalDtype)
+                                     and not feat[field].hasnans for feat, field, ftype in remap_list):
+            return super()._remap(remap_list)
+        local = []  # per column: each row's code in order of appearance, and those codes' tokens
+        for feat, field, _ in remap_list:
+            codes, seen = pd.factorize(feat[field].cat.codes.to_numpy())
+            local.append((codes, feat[field].cat.categories.to_numpy()[seen]))
+        first_ids, tokens = pd.factorize(np.concatenate([seen_tokens for _, seen_tokens in local]))
+        offset = 0
+        for (feat, field, _), (codes, seen_tokens) in zip(remap_list, local):
+            ids = first_ids[offset:offset + len(seen_tokens)] + 1
+            offset += len(seen_tokens)
+            feat[field] = ids[codes]
+            del codes
+        del local
+        id_token = np.array(["[PAD]"] + list(tokens))
+        token_id = {token: i for i, token in enumerate(id_token)}
+        for _, field, _ in remap_list:
+            if field not in self.field2id_token:
+                self.field2id_token[field] = id_token
+                self.field2token_id[field] = token_id
+        release_free_memory()
+
+    def _change_feat_format(self):
+        """RecBole's DataFrame-to-Interaction conversion one column at a time, each column
+        released as its tensor is made (RecBole holds the frame and all its tensors at once)."""
+        for feat_name in self.feat_name_list:
+            frame = getattr(self, feat_name)
+            if not isinstance(frame, pd.DataFrame):
+                continue
+            tensors = {}
+            for name in list(frame.columns):
+                tensors.update(self._dataframe_to_interaction(pd.DataFrame({name: frame.pop(name)}, copy=False)).interaction)
+            setattr(self, feat_name, Interaction(tensors))
+            del frame
+            release_free_memory()
+        super()._change_feat_format()  # RecBole's steps after the conversion (its conversion finds tensors)
+
+    def _dataframe_to_interaction(self, data):
+        return data if isinstance(data, Interaction) else super()._dataframe_to_interaction(data)
 
     def _keep_interactions(self, keep):
         if not keep.all():
