@@ -131,8 +131,7 @@ def parallel_schedule(unit_steps, order, batch_size, min_active=1):
         total_steps = int(too_few[0]) if len(too_few) else total_steps
     schedule = np.full((total_steps, batch_size), -1, dtype=index_dtype(unit_steps.sum()))
     flat = schedule.reshape(-1)
-    for chunk in range(0, len(order), 65536):  # bounded temporaries for tens of millions of events
-        part = slice(chunk, chunk + 65536)
+    for part in _chunks_of_steps(steps_per_unit, 1 << 20):  # bounded temporaries for tens of millions of events
         n_steps = steps_per_unit[part]
         unit = np.repeat(np.arange(len(n_steps)), n_steps)
         within = np.arange(len(unit)) - np.repeat(np.cumsum(n_steps) - n_steps, n_steps)
@@ -141,6 +140,14 @@ def parallel_schedule(unit_steps, order, batch_size, min_active=1):
         cell = step[scheduled] * batch_size + slot_of[part][unit[scheduled]]
         flat[cell] = (offsets[part][unit] + within)[scheduled]
     return schedule
+
+
+def _chunks_of_steps(steps_per_unit, most):
+    """Slices of consecutive units, cut after each unit that takes the running step count past a
+    multiple of ``most``: each holds fewer than ``most`` steps plus one unit's."""
+    total = np.cumsum(steps_per_unit)
+    ends = np.unique(np.append(np.searchsorted(total, np.arange(most, total[-1] if len(total) else 0, most)) + 1, len(total)))
+    return [slice(start, end) for start, end in zip(np.r_[0, ends[:-1]].tolist(), ends.tolist()) if end > start]
 
 
 def session_parallel_schedule(lengths, order, batch_size, min_active=1):
