@@ -317,4 +317,5 @@ def test_duplicate_rows_by_hash_equal_pandas_duplicated():
     expected = frame.duplicated().to_numpy()
     assert expected.sum() > 100 and (~expected).sum() > 100
     assert np.array_equal(exact_duplicate_rows(frame), expected)
+    assert np.array_equal(exact_duplicate_rows(frame, chunk=777), expected)  # hashed in chunks: the same hashes
     assert not exact_duplicate_rows(frame.iloc[:0]).size
