@@ -18,7 +18,7 @@ from recbole.utils import FeatureType
 from ..errors import PluginError
 from .dwell import dwell_copies, repeat_events
 from .lean_frames import FastLoadMixin, LeanProcessingMixin
-from .session_parallel import TrainingSessions
+from .session_parallel import TrainingSessions, index_dtype
 from .sessions import first_event_of_session, session_starts
 
 SESSION_START_LIST = "session_start_list"  # benchmark rows and HRNN's evaluation rows: True where a history entry starts a session
@@ -243,13 +243,13 @@ class SessionParallelDataset(EventFilesMixin, LeanProcessingMixin, HistoryRowsMi
     def _split_histories(self):
         """Training events and their session starts, and valid/test rows, from whole user histories."""
         self._check_field("uid_field", "time_field")
-        users = self.inter_feat[self.uid_field].numpy()
-        order = np.lexsort((self.inter_feat[self.time_field].numpy(), users))
-        _take_in_place(self.inter_feat, order)
-        users = self.inter_feat[self.uid_field].numpy()
+        order = np.lexsort((self.inter_feat[self.time_field].numpy(), self.inter_feat[self.uid_field].numpy()))
+        _take_in_place(self.inter_feat, order.astype(index_dtype(len(order))))
         del order
+        users = self.inter_feat[self.uid_field].numpy()
 
         user_bounds = np.append(np.flatnonzero(np.r_[True, users[1:] != users[:-1]]), len(users))
+        del users  # a view: it would keep the sorted user column alive through the cut below
         user_first, user_size = user_bounds[:-1], np.diff(user_bounds)
         n_valid, n_test = self._eval_split_counts(user_size - 1)
         n_train_targets = user_size - 1 - n_valid - n_test
@@ -261,15 +261,14 @@ class SessionParallelDataset(EventFilesMixin, LeanProcessingMixin, HistoryRowsMi
         # training events: all but the held-out targets, of users with at least one training target
         in_train = np.repeat(n_train_targets > 0, user_size)
         in_train[valid_targets] = in_train[test_targets] = False
-        train_index = np.flatnonzero(in_train)
 
         self._drop_unused_col()
         valid = self._history_rows(valid_targets, starts)
         test = self._history_rows(test_targets, starts)
         # the dataset's events become its training events, as RecBole's data_augmentation replaces
         # them by prefix rows: no second copy of 25M events beside the first (memory)
-        _take_in_place(self.inter_feat, train_index)
-        return self.inter_feat, starts[train_index], valid, test
+        _take_in_place(self.inter_feat, in_train)
+        return self.inter_feat, starts[in_train], valid, test
 
     def _split_event_files(self):
         """Event files: the training file's events as they are, rows for the other files' targets."""
@@ -371,11 +370,12 @@ def _take(interaction, index):
 
 
 def _take_in_place(interaction, index):
-    """Keep rows ``index`` (a permutation, or a subset) of an Interaction column by column, so
-    that only one column is ever copied at a time."""
-    index = torch.as_tensor(index)
+    """Keep rows ``index`` (a permutation or a subset, int32 or int64, or a boolean mask) of an
+    Interaction column by column, so that only one column is ever copied at a time. NumPy's
+    indexing: it takes int32 indices and a mask as they are (torch turns either into an int64
+    index, a column's worth of memory)."""
     for field in list(interaction.interaction):
-        interaction.interaction[field] = interaction.interaction[field][index]
+        interaction.interaction[field] = torch.from_numpy(interaction.interaction[field].numpy()[index])
 
 
 def _last_targets(user_end, n_from_end, n_take):

@@ -154,23 +154,19 @@ class LeanProcessingMixin:
         if intervals == [None, None]:
             return
         codes = [_codes(self.inter_feat[field]) for field in (self.uid_field, self.iid_field)]
-        rows = np.arange(len(codes[0]))  # the rows still kept
+        keep = np.ones(len(self.inter_feat), dtype=bool)  # a mask, not compressed copies of the codes (memory)
         while True:
-            banned = []
+            dropped = np.zeros(len(keep), dtype=bool)
             for code, interval in zip(codes, intervals):
-                count = np.bincount(code, minlength=code.max(initial=-1) + 1)
-                out = np.zeros(len(count), dtype=bool) if interval is None else \
-                    (count > 0) & ~np.asarray(self._within_intervals(count, interval), dtype=bool)
-                banned.append(out[code])
-            dropped = banned[0] | banned[1]
+                if interval is not None:
+                    count = np.bincount(code[keep], minlength=code.max(initial=-1) + 1)
+                    dropped |= ((count > 0) & ~np.asarray(self._within_intervals(count, interval), dtype=bool))[code]
+            dropped &= keep
             if not dropped.any():
                 break
-            codes, rows = [code[~dropped] for code in codes], rows[~dropped]
-        if len(rows) < len(self.inter_feat):
-            keep = np.zeros(len(self.inter_feat), dtype=bool)
-            keep[rows] = True
-            del codes, rows
-            self._keep_interactions(keep)
+            keep &= ~dropped
+        del codes, dropped
+        self._keep_interactions(keep)
 
     def _remap(self, remap_list):
         """RecBole's ids (1, 2, ... in order of first appearance over the listed columns; 0 is
@@ -189,7 +185,7 @@ class LeanProcessingMixin:
         for (feat, field, _), (codes, seen_tokens) in zip(remap_list, local):
             ids = first_ids[offset:offset + len(seen_tokens)] + 1
             offset += len(seen_tokens)
-            feat[field] = ids[codes]
+            feat[field] = np.take(ids, codes, out=codes)  # in place: each row's code becomes its id
             del codes
         del local
         id_token = np.array(["[PAD]"] + list(tokens))
