@@ -498,3 +498,27 @@ def test_a_grid_whose_search_is_not_done_says_so_and_a_vanishing_p_is_printed_as
     text = markdown(experiment, build_board(experiment, records))
     row = next(line for line in text.splitlines() if line.startswith("| 2 | B |"))
     assert "| 1 of 2 (search running) |" in row and "| < 1e-300 |" in row  # 3,000 targets all worse
+
+
+def test_code_version_is_dirty_for_code_changes_not_for_boards(tmp_path, monkeypatch):
+    """A sweep rewrites docs/boards as it goes: that must not mark its later cells '-dirty'."""
+    from recbole_gru4rec_plus.leaderboard import cells
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "package").mkdir()
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "package" / "code.py").write_text("x = 1\n")
+    (tmp_path / "docs" / "board.md").write_text("board\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "first")
+    monkeypatch.setattr(cells, "_PACKAGE_DIR", str(tmp_path / "package"))
+    clean = cells.code_version()
+    assert clean and not clean.endswith("-dirty")
+    (tmp_path / "docs" / "board.md").write_text("board, re-rendered\n")
+    assert cells.code_version() == clean
+    (tmp_path / "package" / "code.py").write_text("x = 2\n")
+    assert cells.code_version() == clean + "-dirty"

@@ -24,13 +24,20 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def code_version():
-    """``git describe`` of the checkout the plugin runs from (None outside a git checkout)."""
+    """``git describe`` of the checkout the plugin runs from, ``-dirty`` when files outside docs/
+    changed (a sweep rewrites the boards under docs/boards as it goes: they are its output, not
+    its code); None outside a git checkout."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=_PACKAGE_DIR, capture_output=True, text=True, timeout=10)
+
     try:
-        described = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=_PACKAGE_DIR,
-                                   capture_output=True, text=True, timeout=10)
+        described = git("describe", "--always", "--tags")
+        if described.returncode or not described.stdout.strip():
+            return None
+        changed = git("diff", "--quiet", "HEAD", "--", ":(top)", ":(top,exclude)docs").returncode == 1
     except (OSError, subprocess.SubprocessError):
         return None
-    return described.stdout.strip() or None if described.returncode == 0 else None
+    return described.stdout.strip() + ("-dirty" if changed else "")
 
 
 def machine(threads):
