@@ -1,9 +1,10 @@
 """The Mixture-of-Softmaxes head: cost per training step and per full-sort prediction for
 K = 1, 2, 4, 8 heads, and accuracy of K = 1 vs K = 4, one thread, ratios within one run.
 
-    python bench/bench_mos.py                           # both parts
+    python bench/bench_mos.py                           # all parts
     python bench/bench_mos.py --part speed --events 100000 --rounds 2
     python bench/bench_mos.py --part accuracy --epochs 10
+    python bench/bench_mos.py --part rook --boards 6x8 7x9 8x10 --plugin-options '{"learning_rate": 0.2}'
 
 speed: GRU4RecPlus with cross-entropy on synthetic Zipf sessions (~5k items), layers [64],
 batch 64, sampled (n_sample 2048) and full-softmax (n_sample -1) training; ms per training step
@@ -15,6 +16,11 @@ cross-entropy, K = 1 vs K = 4, on the real ml-latest-small ratings (layers [64])
 small and a large hidden size, on walks of two known Markov chains, where KL(truth ‖ model)
 shows how well each head represents the next-item distribution: a rook's walk (``rook_moves``,
 the softmax bottleneck's "row or column") and a sparse random chain (``random_successors``).
+
+rook: the plugin's mixture against an independent one (``independent_mixture``: a bigram MoS,
+Adam, its rate chosen on validation) on rook's walks of rectangular boards, head size
+max(rows, columns) + 1: each one's MRR@20 gain over its own plain head, and the share of the
+independent gain that the plugin's mixture gets.
 """
 
 import os
@@ -147,10 +153,106 @@ def accuracy(args, folder):
     publish("mos_accuracy", "\n".join(lines))
 
 
+def _walks(transitions, n_walks=10_000, length=10):
+    """The walks ``_chain_run`` trains on, as (walks × length) item ids (1-based)."""
+    from recbole_gru4rec_plus.data.synthetic import markov_sessions
+
+    return markov_sessions(transitions, n_walks, session_length=length)[1].reshape(n_walks, length)
+
+
+def _ranking(log_probs, targets, cutoff=20):
+    """MRR@cutoff and Recall@cutoff of ``targets`` under full ranking (item 0, padding, excluded)."""
+    import torch
+
+    log_probs[:, 0] = -float("inf")
+    rank = (log_probs > log_probs.gather(1, targets[:, None])).sum(1) + 1
+    hit = rank <= cutoff
+    return {f"mrr@{cutoff}": float(torch.where(hit, 1.0 / rank, 0.0).mean()), f"recall@{cutoff}": float(hit.float().mean())}
+
+
+def independent_mixture(walks, hidden, heads, epochs, learning_rates=(0.003, 0.01, 0.03), batch=64, seed=0):
+    """An independent Mixture of Softmaxes (Yang et al., 2018) beside the plugin's: the next item
+    from the current one alone (a bigram model: embedding h of the current item; K = 1: softmax
+    of h·W + b; K > 1: sum_k pi_k(h) softmax(tanh(P_k h)·W + b)), full softmax, Adam, batches of
+    ``batch`` pairs. The same leave-one-out split as the plugin's runs: each walk's last item is
+    the test target, the one before it validation, the rest training; the learning rate is
+    chosen on validation. Returns the test figures of the chosen rate and the rate."""
+    import torch
+    import torch.nn.functional as F
+
+    walks = torch.as_tensor(walks)
+    n_items = int(walks.max()) + 1
+    inputs, targets = walks[:, :-3].reshape(-1), walks[:, 1:-2].reshape(-1)
+    best = None
+    for rate in learning_rates:
+        torch.manual_seed(seed)
+        embedding, output = torch.nn.Embedding(n_items, hidden), torch.nn.Linear(hidden, n_items)
+        projection, prior = torch.nn.Linear(hidden, heads * hidden), torch.nn.Linear(hidden, heads)
+        modules = [embedding, output] + ([projection, prior] if heads > 1 else [])
+
+        def log_probs(items):
+            state = embedding(items)
+            if heads == 1:
+                return F.log_softmax(output(state), -1)
+            head_states = torch.tanh(projection(state)).view(len(items), heads, hidden)
+            return torch.logsumexp(F.log_softmax(prior(state), -1)[:, :, None] + F.log_softmax(output(head_states), -1), 1)
+
+        optimizer = torch.optim.Adam([p for m in modules for p in m.parameters()], lr=rate)
+        shuffle = torch.Generator().manual_seed(seed)
+        for _ in range(epochs):
+            for pairs in torch.randperm(len(inputs), generator=shuffle).split(batch):
+                loss = F.nll_loss(log_probs(inputs[pairs]), targets[pairs])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+        with torch.no_grad():
+            valid = _ranking(log_probs(walks[:, -3]), walks[:, -2])
+            test = _ranking(log_probs(walks[:, -2]), walks[:, -1])
+        if best is None or valid["mrr@20"] > best[0]["mrr@20"]:
+            best = (valid, test, rate)
+    return best[1], best[2]
+
+
+def rook(args, folder):
+    """The plugin's mixture against the independent one on rook's walks of several board shapes,
+    at a head size just above max(rows, columns) (below rows + columns): how much of the
+    independent mixture's MRR@20 gain over its plain softmax the plugin's gets over its own."""
+    import json
+
+    from recbole_gru4rec_plus.data.synthetic import rook_moves
+
+    extra = json.loads(args.plugin_options)
+    lines = [f"rook's walks: 10,000 walks of 10 squares, leave-one-out, {args.epochs} epochs, K = {args.mos_heads} vs "
+             f"the plain head; independent: bigram MoS, Adam (rate chosen on validation); plugin: GRU4RecPlus, "
+             f"cross-entropy, n_sample -1, final model, options {extra or 'the defaults'}; {args.threads} thread(s), "
+             f"{time.strftime('%Y-%m-%d %H:%M')}", "",
+             "| board | head size | model | plain MRR@20 | MoS MRR@20 | MoS gain | plugin's gain / independent's |",
+             "|---|---:|---|---:|---:|---:|---:|"]
+    for board in args.boards:
+        rows, columns = map(int, board.split("x"))
+        transitions, hidden = rook_moves(rows, columns), max(rows, columns) + 1
+        walks = _walks(transitions)
+        independent = [independent_mixture(walks, hidden, heads, args.epochs)[0] for heads in (1, args.mos_heads)]
+        plugin = [_chain_run(folder, f"rook{rows}x{columns}", transitions,
+                             {**QUIET, **_head(heads), "n_sample": -1, "layers": [hidden], "epochs": args.epochs,
+                              "threads": args.threads, "topk": [20], "valid_metric": "MRR@20", **extra})
+                  for heads in (1, args.mos_heads)]
+        gains = [mos["mrr@20"] / plain["mrr@20"] - 1 for plain, mos in (independent, plugin)]
+        for name, (plain, mos), gain, share in (("independent", independent, gains[0], ""),
+                                                ("GRU4RecPlus", plugin, gains[1], f"{gains[1] / gains[0]:.0%}")):
+            lines.append(f"| {rows} x {columns} | {hidden} | {name} | {plain['mrr@20']:.4f} | {mos['mrr@20']:.4f} "
+                         f"| {gain:+.1%} | {share} |")
+            print(lines[-1], flush=True)
+    publish("mos_rook", "\n".join(lines))
+
+
 def _arguments(parser):
     parser.add_argument("--events", type=int, default=100_000, help="synthetic events for the speed part")
     parser.add_argument("--heads", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--boards", nargs="+", default=["6x8", "7x9", "8x10"], help="rook: board shapes, rows x columns")
+    parser.add_argument("--mos-heads", type=int, default=4, help="rook: the mixture's heads")
+    parser.add_argument("--plugin-options", default="{}", help="rook: GRU4RecPlus options for both heads, as JSON")
 
 
 if __name__ == "__main__":
-    speed_and_accuracy(__doc__.splitlines()[0], speed, accuracy, _arguments)
+    speed_and_accuracy(__doc__.splitlines()[0], speed, accuracy, _arguments, {"rook": rook})

@@ -13,15 +13,16 @@ def publish(name, text):
         f.write(text + "\n")
 
 
-def speed_and_accuracy(description, speed, accuracy, add_arguments=None):
-    """The command line of a two-part benchmark (``--part speed|accuracy|all``, ``--rounds``,
-    ``--epochs``, ``--threads`` and what ``add_arguments(parser)`` adds), then its parts, run in
-    a temporary folder (RecBole writes log/ and saved/ into the working directory)."""
+def speed_and_accuracy(description, speed, accuracy, add_arguments=None, more_parts=None):
+    """The command line of a benchmark in parts (``--part speed|accuracy|<more_parts' names>|all``,
+    ``--rounds``, ``--epochs``, ``--threads`` and what ``add_arguments(parser)`` adds), then its
+    parts, run in a temporary folder (RecBole writes log/ and saved/ into the working directory)."""
     import argparse
     import tempfile
 
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--part", choices=["speed", "accuracy", "all"], default="all")
+    parts = {"speed": speed, "accuracy": accuracy, **(more_parts or {})}
+    parser.add_argument("--part", choices=[*parts, "all"], default="all")
     parser.add_argument("--rounds", type=int, default=2, help="speed: runs per configuration, the fastest counts")
     parser.add_argument("--epochs", type=int, default=10, help="accuracy: training epochs")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -33,10 +34,9 @@ def speed_and_accuracy(description, speed, accuracy, add_arguments=None):
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as folder:
         os.chdir(folder)
-        if args.part in ("speed", "all"):
-            speed(args, folder)
-        if args.part in ("accuracy", "all"):
-            accuracy(args, folder)
+        for name, part in parts.items():
+            if args.part in (name, "all"):
+                part(args, folder)
 
 
 def accuracy_row(labels, result, base, seconds, cutoff=20):

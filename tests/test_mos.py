@@ -3,6 +3,7 @@ computation, K = 1 as the plain head, full-softmax training, probabilities and c
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -250,3 +251,12 @@ def test_full_sort_log_probs_are_the_trained_distribution(in_tmp_dir, head):
     assert torch.isneginf(log_p[:, 0]).all()
     torch.testing.assert_close(log_p.exp().sum(1), torch.ones(3))
     torch.testing.assert_close(log_p[:, 1:], expected)
+
+
+def test_rook_moves_on_a_rectangular_board_go_along_the_row_or_the_column():
+    from recbole_gru4rec_plus.data.synthetic import rook_moves
+
+    moves = rook_moves(2, 3)  # squares 0 1 2 / 3 4 5
+    assert np.allclose(moves.sum(axis=1), 1.0)
+    assert np.flatnonzero(moves[4]).tolist() == [1, 3, 5]  # its column above, its row either side
+    assert np.allclose(moves[4][[1, 3, 5]], 1 / 3)

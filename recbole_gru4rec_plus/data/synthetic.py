@@ -95,17 +95,19 @@ def random_successors(n_items=300, n_successors=5, seed=0):
     return transitions
 
 
-def rook_moves(board=8):
-    """A rook's walk on a ``board`` × ``board`` chessboard (items are squares, row-major): the next
-    square is uniform over the 2(board - 1) squares in the current one's row or column.
+def rook_moves(board=8, columns=None):
+    """A rook's walk on a ``board`` × ``columns`` board (square when ``columns`` is None; items
+    are squares, row-major): the next square is uniform over the other squares of the current
+    one's row and column.
 
     The softmax bottleneck in its plainest form: one softmax's logits h·e + b can add a row term
     and a column term, but giving "this row OR this column, not this square" its probabilities
-    takes many more dimensions; a mixture represents it with two heads of a few dimensions each
-    (one for the row, one for the column)."""
-    squares = np.arange(board * board)
-    rows, columns = squares // board, squares % board
-    moves = (rows[:, None] == rows[None]) | (columns[:, None] == columns[None])
+    takes about rows + columns dimensions; a mixture represents it with heads of about
+    max(rows, columns) dimensions each (one for the row, one for the column)."""
+    columns = board if columns is None else columns
+    squares = np.arange(board * columns)
+    rows, cols = squares // columns, squares % columns
+    moves = (rows[:, None] == rows[None]) | (cols[:, None] == cols[None])
     np.fill_diagonal(moves, False)
     return moves / moves.sum(axis=1, keepdims=True)
 
