@@ -12,6 +12,7 @@ data a machine can take). The rows, ids and tensors are exactly RecBole's.
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import tempfile
 
@@ -28,11 +29,18 @@ def release_free_memory():
     Freed mid-sized blocks (the parser's chunks, pandas' temporaries) stay in glibc's heap and in
     the process's RSS, so that the next step's arrays add to them: after reading 25M interactions
     that was 0.65 GB."""
-    name = ctypes.util.find_library("c")
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or None (looked up once: ``find_library`` runs a subprocess)."""
     try:
-        ctypes.CDLL(name).malloc_trim(0)
+        return ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
     except (OSError, AttributeError, TypeError):  # not glibc
-        pass
+        return None
 
 
 def keep_rows(frame, keep):
