@@ -63,7 +63,9 @@ def test_two_runs_at_once_in_one_folder_each_report_their_own_model(in_tmp_dir):
 
 
 def test_ctrl_c_names_the_last_checkpoint_and_resuming_it_completes_the_run(in_tmp_dir):
-    process = _run_process("--epochs=30", "--seed=5", *SMALL_ARGS, cwd=in_tmp_dir)
+    # no early stopping: the run cannot end on its own before the signal (on a quiet machine this
+    # tiny run once finished in the half second the test waited)
+    process = _run_process("--epochs=60", "--stopping_step=100", "--seed=5", *SMALL_ARGS, cwd=in_tmp_dir)
     saved, deadline = in_tmp_dir / "saved", time.time() + 300
     while not (saved.is_dir() and any(name.endswith("-last.pth") for name in os.listdir(saved))):
         assert time.time() < deadline and process.poll() is None
@@ -71,12 +73,13 @@ def test_ctrl_c_names_the_last_checkpoint_and_resuming_it_completes_the_run(in_t
     time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
-    assert process.returncode == 130
+    assert process.returncode == 130, err[-2000:]
     lines = err.strip().splitlines()
     assert "Traceback" not in err and lines[-1].startswith("interrupted: the last checkpoint (after epoch ")
     last = lines[-1].split("continue with python run/run.py --resume=")[1]
-    resumed = run(resume=str(in_tmp_dir / last), config_dict={"epochs": 4})
-    whole = run("GRU4RecPlus", "ml-100k", config_dict={**SMALL, "epochs": 4, "seed": 5})
+    epochs = int(lines[-1].split("(after epoch ")[1].split(")")[0]) + 3  # a few epochs past the checkpoint
+    resumed = run(resume=str(in_tmp_dir / last), config_dict={"epochs": epochs})
+    whole = run("GRU4RecPlus", "ml-100k", config_dict={**SMALL, "epochs": epochs, "stopping_step": 100, "seed": 5})
     assert resumed["test_result"] == whole["test_result"]
 
 
