@@ -7,6 +7,7 @@ import torch
 from recbole_gru4rec_plus.data.session_parallel import (
     SessionParallelDataLoader,
     TrainingSessions,
+    parallel_schedule,
     session_parallel_schedule,
 )
 from recbole_gru4rec_plus.data.sessions import first_event_of_session, session_starts
@@ -48,6 +49,17 @@ def test_schedule_equals_a_slot_by_slot_simulation(batch_size, min_active):
     assert len(schedule) == len(expected)
     for row, step in zip(schedule, expected):
         assert {slot: int(index) for slot, index in enumerate(row) if index >= 0} == step
+
+
+@pytest.mark.parametrize("chunk_steps", [1, 3, 7, 40])
+def test_a_schedule_filled_in_chunks_equals_one_filled_at_once(chunk_steps):
+    """The fill runs in chunks of units of about ``chunk_steps`` steps (1M in use: never more
+    than one chunk on test data, so the boundaries are exercised here)."""
+    rng = np.random.default_rng(chunk_steps)
+    steps = rng.integers(1, 12, size=37)
+    order = rng.permutation(len(steps))
+    whole = parallel_schedule(steps, order, 5, min_active=2)
+    assert np.array_equal(parallel_schedule(steps, order, 5, min_active=2, chunk_steps=chunk_steps), whole)
 
 
 def test_every_event_with_a_successor_is_a_target_exactly_once_and_each_slot_walks_its_sessions():

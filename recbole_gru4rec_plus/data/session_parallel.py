@@ -102,7 +102,7 @@ def input_events(offsets):
     return np.arange(int(steps.sum()), dtype=dtype) + np.repeat(np.arange(len(steps), dtype=dtype), steps)
 
 
-def parallel_schedule(unit_steps, order, batch_size, min_active=1):
+def parallel_schedule(unit_steps, order, batch_size, min_active=1, chunk_steps=1 << 20):
     """Where each slot is at each step: an (n_steps, batch_size) int64 array of positions.
 
     Units (of ``unit_steps`` >= 1 steps each, taken in ``order``) are dealt to slots: a slot
@@ -110,7 +110,8 @@ def parallel_schedule(unit_steps, order, batch_size, min_active=1):
     u's steps are positions cumsum(unit_steps)[u - 1] ... in turn; entry [step, slot] is the
     slot's position. -1 marks a slot that has left the batch once no unit was left for it.
     Steps with fewer than ``min_active`` slots left are not scheduled. Entries are int32 where
-    the positions fit.
+    the positions fit. The entries are filled about ``chunk_steps`` at a time (bounded temporaries
+    for tens of millions of events).
     """
     unit_steps = np.asarray(unit_steps, dtype=np.int64)
     steps_per_unit = unit_steps[order]
@@ -131,7 +132,7 @@ def parallel_schedule(unit_steps, order, batch_size, min_active=1):
         total_steps = int(too_few[0]) if len(too_few) else total_steps
     schedule = np.full((total_steps, batch_size), -1, dtype=index_dtype(unit_steps.sum()))
     flat = schedule.reshape(-1)
-    for part in _chunks_of_steps(steps_per_unit, 1 << 20):  # bounded temporaries for tens of millions of events
+    for part in _chunks_of_steps(steps_per_unit, chunk_steps):
         n_steps = steps_per_unit[part]
         unit = np.repeat(np.arange(len(n_steps)), n_steps)
         within = np.arange(len(unit)) - np.repeat(np.cumsum(n_steps) - n_steps, n_steps)
@@ -143,11 +144,13 @@ def parallel_schedule(unit_steps, order, batch_size, min_active=1):
 
 
 def _chunks_of_steps(steps_per_unit, most):
-    """Slices of consecutive units, cut after each unit that takes the running step count past a
-    multiple of ``most``: each holds fewer than ``most`` steps plus one unit's."""
+    """Slices of consecutive units, each ending with the unit that takes the running step count
+    to the next multiple of ``most`` (so fewer than ``most`` steps plus one unit's)."""
     total = np.cumsum(steps_per_unit)
-    ends = np.unique(np.append(np.searchsorted(total, np.arange(most, total[-1] if len(total) else 0, most)) + 1, len(total)))
-    return [slice(start, end) for start, end in zip(np.r_[0, ends[:-1]].tolist(), ends.tolist()) if end > start]
+    if not len(total):
+        return []
+    ends = np.unique(np.append(np.searchsorted(total, np.arange(most, total[-1], most)) + 1, len(total)))
+    return [slice(start, end) for start, end in zip(np.r_[0, ends[:-1]].tolist(), ends.tolist())]
 
 
 def session_parallel_schedule(lengths, order, batch_size, min_active=1):
