@@ -232,13 +232,13 @@ def rook(args, folder):
         rows, columns = map(int, board.split("x"))
         transitions, hidden = rook_moves(rows, columns), max(rows, columns) + 1
         walks = _walks(transitions)
-        independent = [independent_mixture(walks, hidden, heads, args.epochs)[0] for heads in (1, args.mos_heads)]
+        independent, rates = zip(*(independent_mixture(walks, hidden, heads, args.epochs) for heads in (1, args.mos_heads)))
         plugin = [_chain_run(folder, f"rook{rows}x{columns}", transitions,
                              {**QUIET, **_head(heads), "n_sample": -1, "layers": [hidden], "epochs": args.epochs,
                               "threads": args.threads, "topk": [20], "valid_metric": "MRR@20", **extra})
                   for heads in (1, args.mos_heads)]
         gains = [mos["mrr@20"] / plain["mrr@20"] - 1 for plain, mos in (independent, plugin)]
-        for name, (plain, mos), gain, share in (("independent", independent, gains[0], ""),
+        for name, (plain, mos), gain, share in ((f"independent (Adam {rates[0]} / {rates[1]})", independent, gains[0], ""),
                                                 ("GRU4RecPlus", plugin, gains[1], f"{gains[1] / gains[0]:.0%}")):
             lines.append(f"| {rows} x {columns} | {hidden} | {name} | {plain['mrr@20']:.4f} | {mos['mrr@20']:.4f} "
                          f"| {gain:+.1%} | {share} |")
