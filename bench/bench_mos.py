@@ -4,7 +4,7 @@ K = 1, 2, 4, 8 heads, and accuracy of K = 1 vs K = 4, one thread, ratios within 
     python bench/bench_mos.py                           # all parts
     python bench/bench_mos.py --part speed --events 100000 --rounds 2
     python bench/bench_mos.py --part accuracy --epochs 10
-    python bench/bench_mos.py --part rook --boards 6x8 7x9 8x10 --plugin-options '{"learning_rate": 0.2}'
+    python bench/bench_mos.py --part rook --boards 6x8 7x9 8x10 --seeds 2020 1 2 3 --plugin-options '{"learning_rate": 0.2}'
 
 speed: GRU4RecPlus with cross-entropy on synthetic Zipf sessions (~5k items), layers [64],
 batch 64, sampled (n_sample 2048) and full-softmax (n_sample -1) training; ms per training step
@@ -19,8 +19,8 @@ the softmax bottleneck's "row or column") and a sparse random chain (``random_su
 
 rook: the plugin's mixture against an independent one (``independent_mixture``: a bigram MoS,
 Adam, its rate chosen on validation) on rook's walks of rectangular boards, head size
-max(rows, columns) + 1: each one's MRR@20 gain over its own plain head, and the share of the
-independent gain that the plugin's mixture gets.
+max(rows, columns) + 1: each one's MRR@20 gain over its own plain head (means over ``--seeds``,
+and per seed), and the share of the independent gain that the plugin's mixture gets.
 """
 
 import os
@@ -213,35 +213,50 @@ def independent_mixture(walks, hidden, heads, epochs, learning_rates=(0.003, 0.0
     return best[1], best[2]
 
 
+def _mean(values):
+    return sum(values) / len(values)
+
+
 def rook(args, folder):
     """The plugin's mixture against the independent one on rook's walks of several board shapes,
     at a head size just above max(rows, columns) (below rows + columns): how much of the
-    independent mixture's MRR@20 gain over its plain softmax the plugin's gets over its own."""
+    independent mixture's MRR@20 gain over its plain softmax the plugin's gets over its own, both
+    as means over ``--seeds`` (a single seed's gain moves by several points either way)."""
     import json
 
     from recbole_gru4rec_plus.data.synthetic import rook_moves
 
     extra = json.loads(args.plugin_options)
     lines = [f"rook's walks: 10,000 walks of 10 squares, leave-one-out, {args.epochs} epochs, K = {args.mos_heads} vs "
-             f"the plain head; independent: bigram MoS, Adam (rate chosen on validation); plugin: GRU4RecPlus, "
-             f"cross-entropy, n_sample -1, final model, options {extra or 'the defaults'}; {args.threads} thread(s), "
-             f"{time.strftime('%Y-%m-%d %H:%M')}", "",
-             "| board | head size | model | plain MRR@20 | MoS MRR@20 | MoS gain | plugin's gain / independent's |",
-             "|---|---:|---|---:|---:|---:|---:|"]
+             f"the plain head, means over seeds {', '.join(map(str, args.seeds))}; independent: bigram MoS, Adam (rate "
+             f"chosen on validation per seed); plugin: GRU4RecPlus, cross-entropy, n_sample -1, final model, options "
+             f"{extra or 'the defaults'}; {args.threads} thread(s), {time.strftime('%Y-%m-%d %H:%M')}", "",
+             "| board | head size | model | plain MRR@20 | MoS MRR@20 | MoS gain | gain per seed | plugin's gain / independent's |",
+             "|---|---:|---|---:|---:|---:|---|---:|"]
     for board in args.boards:
         rows, columns = map(int, board.split("x"))
         transitions, hidden = rook_moves(rows, columns), max(rows, columns) + 1
         walks = _walks(transitions)
-        independent, rates = zip(*(independent_mixture(walks, hidden, heads, args.epochs) for heads in (1, args.mos_heads)))
-        plugin = [_chain_run(folder, f"rook{rows}x{columns}", transitions,
-                             {**QUIET, **_head(heads), "n_sample": -1, "layers": [hidden], "epochs": args.epochs,
-                              "threads": args.threads, "topk": [20], "valid_metric": "MRR@20", **extra})
-                  for heads in (1, args.mos_heads)]
-        gains = [mos["mrr@20"] / plain["mrr@20"] - 1 for plain, mos in (independent, plugin)]
-        for name, (plain, mos), gain, share in ((f"independent (Adam {rates[0]} / {rates[1]})", independent, gains[0], ""),
-                                                ("GRU4RecPlus", plugin, gains[1], f"{gains[1] / gains[0]:.0%}")):
-            lines.append(f"| {rows} x {columns} | {hidden} | {name} | {plain['mrr@20']:.4f} | {mos['mrr@20']:.4f} "
-                         f"| {gain:+.1%} | {share} |")
+        runs = {"independent": [], "GRU4RecPlus": []}  # per seed: (plain MRR@20, MoS MRR@20)
+        rates = set()
+        for seed in args.seeds:
+            pair = [independent_mixture(walks, hidden, heads, args.epochs, seed=seed) for heads in (1, args.mos_heads)]
+            rates.update(rate for _, rate in pair)
+            runs["independent"].append(tuple(result["mrr@20"] for result, _ in pair))
+            runs["GRU4RecPlus"].append(tuple(
+                _chain_run(folder, f"rook{rows}x{columns}", transitions,
+                           {**QUIET, **_head(heads), "n_sample": -1, "layers": [hidden], "epochs": args.epochs,
+                            "threads": args.threads, "topk": [20], "valid_metric": "MRR@20", "seed": seed,
+                            **extra})["mrr@20"] for heads in (1, args.mos_heads)))
+        gains = {}
+        for name, pairs in runs.items():
+            plain, mos = _mean([p for p, _ in pairs]), _mean([m for _, m in pairs])
+            gains[name] = mos / plain - 1
+            per_seed = " ".join(f"{m / p - 1:+.1%}" for p, m in pairs)
+            label = f"independent (Adam {'/'.join(map(str, sorted(rates)))})" if name == "independent" else name
+            share = f"{gains[name] / gains['independent']:.0%}" if name != "independent" else ""
+            lines.append(f"| {rows} x {columns} | {hidden} | {label} | {plain:.4f} | {mos:.4f} | {gains[name]:+.1%} "
+                         f"| {per_seed} | {share} |")
             print(lines[-1], flush=True)
     publish("mos_rook", "\n".join(lines))
 
@@ -252,6 +267,8 @@ def _arguments(parser):
     parser.add_argument("--boards", nargs="+", default=["6x8", "7x9", "8x10"], help="rook: board shapes, rows x columns")
     parser.add_argument("--mos-heads", type=int, default=4, help="rook: the mixture's heads")
     parser.add_argument("--plugin-options", default="{}", help="rook: GRU4RecPlus options for both heads, as JSON")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[2020, 1, 2, 3],
+                        help="rook: seeds of both implementations (2020 is RecBole's default)")
 
 
 if __name__ == "__main__":

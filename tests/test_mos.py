@@ -10,6 +10,7 @@ import torch
 from recbole_gru4rec_plus import PluginError
 from recbole_gru4rec_plus.data.session_parallel import SessionParallelBatch
 from recbole_gru4rec_plus.loss import CrossEntropyLoss, mixture_cross_entropy
+from recbole_gru4rec_plus.model.layers import MixtureHeads
 
 from helpers import prepare
 from test_model import SMALL, _reference_hidden
@@ -260,3 +261,16 @@ def test_rook_moves_on_a_rectangular_board_go_along_the_row_or_the_column():
     assert np.allclose(moves.sum(axis=1), 1.0)
     assert np.flatnonzero(moves[4]).tolist() == [1, 3, 5]  # its column above, its row either side
     assert np.allclose(moves[4][[1, 3, 5]], 1 / 3)
+
+
+def test_every_head_starts_near_the_plain_head_and_the_heads_differ():
+    """P_k = identity + noise: each head state g_k = tanh(P_k h) starts close to tanh(h) (cosine
+    well above what K random projections give, ~0), and no two heads are the same."""
+    torch.manual_seed(0)
+    hidden = torch.rand(256, 16) * 2 - 1
+    heads = MixtureHeads(16, 4)
+    with torch.no_grad():
+        states = heads(hidden)[0].view(256, 4, 16)
+    cosine = torch.nn.functional.cosine_similarity(states, torch.tanh(hidden)[:, None, :], dim=2)
+    assert float(cosine.mean()) > 0.6
+    assert float((states[:, 0] - states[:, 1]).abs().mean()) > 0.05

@@ -129,7 +129,14 @@ class OneHotGRULayer(nn.Module):
 class MixtureHeads(nn.Module):
     """The Mixture of Softmaxes' heads (Yang et al., ICLR 2018; docs/algorithm.md §7): for a state h, K
     head states g_k = tanh(P_k h) and the log mixture weights log softmax(W_pi h). The heads
-    share the output item vectors and biases; the caller scores each g_k as it scores h."""
+    share the output item vectors and biases; the caller scores each g_k as it scores h.
+
+    Each P_k starts at the identity plus GRU4Rec's uniform noise, so that every head starts near
+    the plain head (g_k ~ tanh(h), which the shared item vectors are trained for) and the noise sets
+    the heads apart; from noise alone the heads start as K random rotations of h that the one
+    table of item vectors cannot fit at once (rook's walks, bench/bench_mos.py --part rook:
+    README, Benchmarks).
+    """
 
     def __init__(self, hidden_size, n_heads):
         super().__init__()
@@ -137,6 +144,8 @@ class MixtureHeads(nn.Module):
         self.projection = nn.Linear(hidden_size, n_heads * hidden_size, bias=False)  # P_1 .. P_K stacked
         for head in self.projection.weight.split(hidden_size, dim=0):
             init_uniform_(head, hidden_size, hidden_size)
+            with torch.no_grad():
+                head.add_(torch.eye(hidden_size))
         self.prior = nn.Linear(hidden_size, n_heads, bias=False)
         init_uniform_(self.prior.weight, hidden_size, n_heads)
 
