@@ -2,6 +2,7 @@
 
 import torch
 
+from .compiling import CompiledOrEager
 from .errors import PluginError
 
 
@@ -27,7 +28,7 @@ class IndexedAdagradM(torch.optim.Optimizer):
     Note eps is inside the sqrt (GRU4Rec), unlike torch.optim.Adagrad's sqrt(acc) + eps.
     """
 
-    def __init__(self, params, lr=0.05, momentum=0.0, eps=1e-6):
+    def __init__(self, params, lr=0.05, momentum=0.0, eps=1e-6, compile=False):
         if not lr >= 0:
             raise PluginError(f"learning_rate={lr} must be >= 0: set learning_rate to a positive value, e.g. 0.05.")
         if not 0 <= momentum < 1:
@@ -35,6 +36,8 @@ class IndexedAdagradM(torch.optim.Optimizer):
         if not eps > 0:
             raise PluginError(f"eps={eps} must be > 0: the Adagrad epsilon keeps sqrt(acc + eps) away from zero.")
         super().__init__(params, dict(lr=lr, momentum=momentum, eps=eps))
+        # the row updates, compiled with dynamic shapes (the number of rows changes every step)
+        self._rows_step = CompiledOrEager(adagrad_rows, _adagrad_rows_eager, "the row updates") if compile else _adagrad_rows_eager
 
     def _state(self, p, key):
         state = self.state[p]
@@ -80,16 +83,50 @@ class IndexedAdagradM(torch.optim.Optimizer):
         g = p.grad
         if g.sparse_dim() != 1:
             raise ValueError("IndexedAdagradM supports sparse gradients over rows only (sparse_dim == 1)")
-        rows, values = _distinct_rows(g)
+        self._update_rows(p, *_distinct_rows(g), lr, mom, eps)
+
+    @torch.no_grad()
+    def update_rows(self, p, rows, grad):
+        """Update only rows ``rows`` (distinct) of ``p``, whose gradient there is ``grad`` (one
+        row each), as a sparse gradient with those rows would: the fused step's path, which
+        needs no sparse tensor."""
+        group = self._group_of(p)
+        self._update_rows(p, rows, grad, group["lr"], group["momentum"], group["eps"])
+
+    def _group_of(self, p):
+        for group in self.param_groups:
+            if any(p is q for q in group["params"]):
+                return group
+        raise ValueError("update_rows: the tensor is not a parameter of this optimizer")
+
+    def _update_rows(self, p, rows, values, lr, mom, eps):
         acc = self._state(p, "acc")
-        acc.index_add_(0, rows, values * values)
-        update = acc.index_select(0, rows).add_(eps).sqrt_()
-        torch.div(values, update, out=update)  # g / sqrt(acc + eps)
-        if mom > 0:
-            velocity = self._state(p, "vel")
-            update.mul_(lr).add_(velocity.index_select(0, rows), alpha=mom)
-            velocity.index_copy_(0, rows, update)
-            update.neg_()
-        else:
-            update.mul_(-lr)
-        p.index_add_(0, rows, update)  # index_add_ with alpha != 1 is ~3x slower on CPU
+        velocity = self._state(p, "vel") if mom > 0 else None
+        self._rows_step(p, acc, velocity, rows, values, lr, mom, eps)
+
+
+def adagrad_rows(p, acc, velocity, rows, grad, lr: float, momentum: float, eps: float):
+    """Adagrad(+momentum) on rows ``rows`` (distinct) of ``p``, ``acc`` and ``velocity`` (None
+    without momentum), in place: gathers, the update and scatters that ``torch.compile`` fuses
+    into one loop over the rows (``compile: True``)."""
+    accumulated = acc[rows] + grad * grad
+    acc[rows] = accumulated
+    update = lr * grad / torch.sqrt(accumulated + eps)
+    if velocity is not None:
+        update = update + momentum * velocity[rows]
+        velocity[rows] = update
+    p[rows] = p[rows] - update
+
+
+def _adagrad_rows_eager(p, acc, velocity, rows, grad, lr, momentum, eps):
+    """``adagrad_rows`` in the fewest eager passes (index_add_ is the fastest scatter on CPU)."""
+    acc.index_add_(0, rows, grad * grad)
+    update = acc.index_select(0, rows).add_(eps).sqrt_()
+    torch.div(grad, update, out=update)  # g / sqrt(acc + eps)
+    if velocity is not None:
+        update.mul_(lr).add_(velocity.index_select(0, rows), alpha=momentum)
+        velocity.index_copy_(0, rows, update)
+        update.neg_()
+    else:
+        update.mul_(-lr)
+    p.index_add_(0, rows, update)  # index_add_ with alpha != 1 is ~3x slower on CPU

@@ -40,7 +40,7 @@ class PopularitySampler:
     """
 
     def __init__(self, supports, alpha: float, n_sample: int, cache_size: int,
-                 generator: torch.Generator | None = None, seed: int | None = None):
+                 generator: torch.Generator | None = None, seed: int | None = None, device=None):
         alpha, n_sample, cache_size = float(alpha), int(n_sample), int(cache_size)
         if not 0.0 <= alpha <= 1.0:
             raise PluginError(f"sample_alpha={alpha} is outside [0, 1]: set sample_alpha between 0 (uniform) and 1 (popularity).")
@@ -72,9 +72,10 @@ class PopularitySampler:
             else:
                 generator.seed()
         self.generator = generator
+        self.device = torch.device(device or "cpu")  # where the samples are served: one copy per cache, not per step
         self._cache = None
         self._row = cache_size  # forces a refill on the first call
-        self._empty = torch.empty(0, dtype=torch.int64)
+        self._empty = torch.empty(0, dtype=torch.int64, device=self.device)
 
     def _refill(self):
         """Fill a new (cache_size, n_sample) cache with fresh draws: O(1) work per draw, made in
@@ -83,7 +84,7 @@ class PopularitySampler:
         cache = torch.empty(self.cache_size * self.n_sample, dtype=torch.int64)
         for chunk in cache.split(_REFILL_CHUNK):
             self._draw(chunk)
-        self._cache = cache.view(self.cache_size, self.n_sample)
+        self._cache = cache.view(self.cache_size, self.n_sample).to(self.device)
         self._row = 0
 
     def _draw(self, out):

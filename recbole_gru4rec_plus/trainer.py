@@ -219,26 +219,32 @@ class _SessionParallelEpochs(Trainer):
     def _build_optimizer(self, **kwargs):
         if self.config["weight_decay"]:
             self.logger.warning("weight_decay is ignored by GRU4RecPlus (GRU4Rec regularises through dropout)")
-        return IndexedAdagradM(self.model.parameters(), lr=self.learning_rate, momentum=self.config["momentum"])
+        return IndexedAdagradM(self.model.parameters(), lr=self.learning_rate, momentum=self.config["momentum"],
+                               compile=bool(self.config["compile"]))
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         self.model.train()
         self.model.reset_session_state()
+        fused = loss_func is None and self.model.fused  # the model's fused step (train_step), else autograd's
         loss_func = loss_func or self.model.calculate_loss
         steps = iter(train_data)
         if show_progress:
             steps = tqdm(steps, total=len(train_data), ncols=100, desc=set_color(f"Train {epoch_idx:>5}", "pink"))
-        total, n_steps = 0.0, 0
+        total, n_steps = torch.zeros((), dtype=torch.float64, device=self.device), 0  # summed on the device, read once an epoch
         for batch in steps:
             self.optimizer.zero_grad(set_to_none=True)
-            loss = loss_func(batch)
-            loss.backward()
-            self.optimizer.step()
-            total += loss.item()
+            if fused:
+                loss = self.model.train_step(batch, self.optimizer)
+            else:
+                loss = loss_func(batch)
+                loss.backward()
+                self.optimizer.step()
+            total += loss.detach()
             n_steps += 1
-            if math.isnan(total):
-                raise PluginError(f"the training loss became NaN in epoch {epoch_idx}: lower learning_rate "
-                                  f"(now {self.learning_rate}) or check the data")
+        total = float(total)
+        if math.isnan(total):
+            raise PluginError(f"the training loss became NaN in epoch {epoch_idx}: lower learning_rate "
+                              f"(now {self.learning_rate}) or check the data")
         return total / max(n_steps, 1)
 
 

@@ -130,3 +130,10 @@ def test_the_saved_state_is_small_and_resumes_the_draws_exactly():
     fresh = PopularitySampler(supports, 0.5, 64, 8, seed=3)
     fresh.load_state_dict(PopularitySampler(supports, 0.5, 64, 8, seed=3).state_dict())  # saved before any draw
     assert torch.equal(fresh.sample(), PopularitySampler(supports, 0.5, 64, 8, seed=3).sample())
+
+
+def test_samples_are_served_on_the_samplers_device_one_copy_per_cache():
+    """The model's device (a GPU's): the cache is moved there once per refill, never a step's draws."""
+    s = PopularitySampler(SUPPORTS, 0.5, n_sample=7, cache_size=3, seed=1, device="meta")
+    assert [s.sample().device.type for _ in range(5)] == ["meta"] * 5
+    assert PopularitySampler(SUPPORTS, 0.5, n_sample=0, cache_size=3, device="meta").sample().device.type == "meta"

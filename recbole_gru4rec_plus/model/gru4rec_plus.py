@@ -6,6 +6,8 @@ supp^α negatives (§2), the ranking losses and log-Q (§3). Training steps come
 which calls ``full_sort_predict`` on RecBole's item-list rows.
 """
 
+from logging import getLogger
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -18,6 +20,7 @@ from ..errors import PluginError
 from .. import options
 from ..loss import LOSS_NAMES, build_loss, mixture_cross_entropy
 from ..sampler import PopularitySampler
+from .fused_step import FUSED_LOSSES, score_loss_function
 from .layers import (
     GRULayer,
     MixtureHeads,
@@ -56,6 +59,7 @@ class GRU4RecPlus(SequentialRecommender):
     DATASET = SessionParallelDataset
     TRAINING_UNIT = "session"  # each slot of a training step walks one session
     HIDDEN_DROPOUT_KEY = "dropout_p_hidden"
+    STEP_BY_HAND = True  # the fused step runs the GRU stack by hand (_taped_train_step)
 
     OPTIONS = {  # checked with every run's options before any work (recbole_gru4rec_plus.options)
         "loss": options.choice(*LOSS_NAMES),
@@ -76,6 +80,8 @@ class GRU4RecPlus(SequentialRecommender):
         "momentum": options.number(low=0, high=1, high_open=True, example=0.1),
         "dwell_threshold": options.number(low=0, low_open=True, optional=True, example=60),
         "dwell_max_copies": options.integer(low=1, example=10),
+        "fused_step": options.boolean(),
+        "compile": options.boolean(),
     }
 
     @staticmethod
@@ -130,7 +136,8 @@ class GRU4RecPlus(SequentialRecommender):
         self.full_softmax = config["n_sample"] == -1  # every item a negative of every row (no sampling)
         self.register_buffer("_every_item", torch.arange(self.n_items), persistent=False)  # the full softmax's columns
         self.sampler = PopularitySampler(
-            supports, config["sample_alpha"], max(config["n_sample"], 0), config["sample_cache_size"], seed=config["seed"]
+            supports, config["sample_alpha"], max(config["n_sample"], 0), config["sample_cache_size"], seed=config["seed"],
+            device=config["device"],
         )
         self._register_log_q(supports, float(config["sample_alpha"]))
 
@@ -155,6 +162,26 @@ class GRU4RecPlus(SequentialRecommender):
         self.embed_dropout = nn.Dropout(config["dropout_p_embed"])
         self.hidden_dropout = nn.Dropout(config[self.HIDDEN_DROPOUT_KEY])
         self._session_state = None
+        # the fused step (train_step) where it applies: the plain head and GRU4Rec's two losses
+        not_fused = self._why_not_fused(config)
+        self.fused = not_fused is None
+        self.fused_scores = score_loss_function(
+            str(config["loss"]).strip().lower(), config["bpreg"], self.loss_fct.epsilon, self.final_act, self.n_slots,
+            compile=bool(config["compile"]),
+        ) if self.fused else None
+        if config["compile"] and not self.fused:
+            getLogger().warning(f"compile: True compiles the fused training step, which {type(self).__name__} does not "
+                                f"take with {not_fused}: training without compiling")
+
+    def _why_not_fused(self, config):
+        """Why this model's steps cannot be fused (None if they can)."""
+        if not config["fused_step"]:
+            return "fused_step: False"
+        if self.mixture is not None:
+            return "head: mos"
+        if str(config["loss"]).strip().lower() not in FUSED_LOSSES:
+            return f"loss: {config['loss']} (it computes bpr-max and cross-entropy)"
+        return None
 
     def _register_log_q(self, supports, alpha):
         """log-Q as in the original (docs/algorithm.md §3): a column drawn as another slot's target has
@@ -243,30 +270,56 @@ class GRU4RecPlus(SequentialRecommender):
             for carried, new in zip(self._session_state, new_states):
                 carried.index_copy_(0, batch.slots, new)
 
-    def _negative_weights(self, columns, n_rows, items):
-        """How often each scored distinct item is a negative of each row, and each row's own column.
+    def _columns(self, batch):
+        """The step's distinct scored items and where each lookup finds its row.
 
-        ``columns``: the distinct item (index into ``items``) of each in-batch column (the rows'
-        targets), then of each sample. Every column but the row's own target is a negative of the
-        row (docs/algorithm.md §2); with log-Q, a sampled occurrence counts supp^(logq·(1-α)) times. At the
-        epoch's tail, ``logq_tail: original`` does what the original does there: it corrects the
-        first B columns as in-batch ones, the rows' targets and the first B - rows samples.
+        Returns (items, slots, n_scored, scored): ``items`` the sorted distinct items (every item
+        with ``n_sample: -1``); ``slots[:n_scored]`` the distinct item of each scored column (the
+        rows' targets, then the samples), ``slots[n_scored:]`` that of each row's input (with
+        constrained_embedding, whose input rows are the output rows); ``scored`` marks the items
+        that are scored (None: all are), since an item that is only an input must not move its bias.
+        """
+        n_rows = len(batch.targets)
+        shared = self.constrained_embedding
+        if self.full_softmax:
+            slots = torch.cat((batch.targets, batch.inputs)) if shared else batch.targets  # an item's slot is its id
+            return self._every_item, slots, n_rows, None
+        samples = self.sampler.sample()  # already on the model's device
+        looked_up = (batch.targets, samples, batch.inputs) if shared else (batch.targets, samples)
+        items, slots = torch.unique(torch.cat(looked_up), return_inverse=True)
+        n_scored = n_rows + len(samples)
+        scored = None
+        if shared:  # an item that is only an input is scored too (weight 0), but its bias is not touched
+            scored = torch.zeros(len(items), dtype=torch.bool, device=items.device).index_fill_(0, slots[:n_scored], True)
+        return items, slots, n_scored, scored
+
+    def _negative_counts(self, batch, columns, items):
+        """(own, counts): each row's own column, and how often each distinct item is a negative
+        of every row, its own column once more than for that row (docs/algorithm.md §2).
+
+        ``columns``: the distinct item of each in-batch column (the rows' targets), then of each
+        sample. Every column but the row's own target is a negative of the row; with log-Q, a
+        sampled occurrence counts supp^(logq·(1-α)) times. At the epoch's tail, ``logq_tail:
+        original`` does what the original does there: it corrects the first B columns as in-batch
+        ones, the rows' targets and the first B - rows samples. With ``n_sample: -1`` every item
+        but the padding item 0 is a negative of every row but its own.
         """
         dtype = self.item_embedding.weight.dtype
+        n_rows = len(batch.targets)
+        if self.full_softmax:
+            counts = torch.ones(len(items), dtype=dtype, device=items.device)
+            counts[0] = 0.0
+            return batch.targets, counts
         if self.sample_weight is None:
             counts = torch.bincount(columns, minlength=len(items)).to(dtype)
         else:
             in_batch = self.n_slots if self.logq_tail_as_original else n_rows
             counts = torch.bincount(columns[:in_batch], minlength=len(items)).to(dtype)
             counts += torch.bincount(columns[in_batch:], minlength=len(items)) * self.sample_weight[items]
-        own = columns[:n_rows]
-        weights = counts.expand(n_rows, len(items)).clone()
-        rows = torch.arange(n_rows, device=own.device)
-        weights.index_put_((rows, own), weights.new_full((), -1.0), accumulate=True)
-        return own, weights
+        return columns[:n_rows], counts
 
     def calculate_loss(self, batch):
-        """Loss of one session-parallel step; carries the (detached) hidden states to the next step.
+        """Loss of one session-parallel step by autograd; carries the (detached) hidden states to the next step.
 
         Each distinct item of the step (its targets and samples, and with constrained_embedding
         its inputs) is looked up and scored once, and the loss counts it as often as it is a
@@ -274,23 +327,12 @@ class GRU4RecPlus(SequentialRecommender):
         with fewer columns to score, and embedding gradients with one row per item. With
         ``n_sample: -1`` every item is scored, once, and is a negative of every row but its own.
         The step loss is the rows' sum divided by B, the full number of slots, as in the original.
+        ``train_step`` computes the same step with its gradients fused (the trainer's default).
         """
         n_rows = len(batch.targets)
-        shared = self.constrained_embedding
-        if self.full_softmax:
-            items = self._every_item
-            slots = torch.cat((batch.targets, batch.inputs)) if shared else batch.targets  # an item's slot is its id
-            n_scored = n_rows
-        else:
-            samples = self.sampler.sample().to(batch.targets.device)
-            looked_up = (batch.targets, samples, batch.inputs) if shared else (batch.targets, samples)
-            items, slots = torch.unique(torch.cat(looked_up), return_inverse=True)
-            n_scored = n_rows + len(samples)
-        scored = None
-        if shared:
+        items, slots, n_scored, scored = self._columns(batch)
+        if self.constrained_embedding:
             rows, embedded = gather_distinct_rows(self.item_embedding.weight, items, slots[n_scored:])
-            if not self.full_softmax:  # an item that is only an input is scored too (weight 0), but its bias is not touched
-                scored = torch.zeros(len(items), dtype=torch.bool, device=items.device).index_fill_(0, slots[:n_scored], True)
         else:
             rows, embedded = gather_distinct_rows(self.item_embedding.weight, items), None
         bias = gather_distinct_rows(self.item_bias.weight, items, touched=scored).squeeze(1)
@@ -300,22 +342,86 @@ class GRU4RecPlus(SequentialRecommender):
         if self.logq:
             scores.sub_(self.log_q_correction[items])  # in place: the product's backward does not need it
         scores = self.final_activation(scores)
-        if self.full_softmax:
-            own, weights = batch.targets, self._all_items_weights(batch.targets)
-        else:
-            own, weights = self._negative_weights(slots[:n_scored], n_rows, items)
+        own, counts = self._negative_counts(batch, slots[:n_scored], items)
+        weights = counts.expand(n_rows, len(items)).clone()
+        weights[torch.arange(n_rows, device=own.device), own] -= 1.0
         if log_prior is None:
             loss = self.loss_fct(own, scores, weights)
         else:
             loss = mixture_cross_entropy(own, scores.view(n_rows, self.mixture.n_heads, -1), weights, log_prior)
         return loss if n_rows == self.n_slots else loss * (n_rows / self.n_slots)
 
-    def _all_items_weights(self, targets):
-        """``n_sample: -1``: every item once a negative of every row, but the row's own target and the padding item 0."""
-        weights = torch.ones(len(targets), self.n_items, dtype=self.item_embedding.weight.dtype, device=targets.device)
-        weights[:, 0] = 0.0
-        weights[torch.arange(len(targets), device=targets.device), targets] = 0.0
-        return weights
+    def train_step(self, batch, optimizer):
+        """One training step with fused gradients: the GRU's forward and backward by autograd, the
+        scores, final activation and loss with their gradients in one function (``fused_step.py``,
+        compiled with ``compile: True``), and the step's item rows updated from dense row gradients
+        (no sparse tensors). The same step as ``calculate_loss`` + backward + ``optimizer.step()``.
+        Returns the step loss, a 0-dim tensor that nothing here reads (no per-step synchronisation).
+        """
+        items, slots, n_scored, scored = self._columns(batch)
+        rows = self.item_embedding.weight.detach().index_select(0, items)
+        inputs = slots[n_scored:]
+        embedded = rows.index_select(0, inputs) if self.constrained_embedding else None
+        output, backward = self._taped_train_step(batch, embedded)
+        bias = self.item_bias.weight.detach()[:, 0].index_select(0, items)
+        if self.logq:
+            bias = bias - self.log_q_correction[items]
+        own, counts = self._negative_counts(batch, slots[:n_scored], items)
+        loss, grad_output, grad_rows, grad_bias = self.fused_scores(output, rows, bias, own, counts)
+        grad_embedded = backward(grad_output)
+        if embedded is not None:
+            grad_rows.index_add_(0, inputs, grad_embedded)
+        optimizer.step()  # the GRU's weights (and a separate input embedding's sparse rows)
+        optimizer.update_rows(self.item_embedding.weight, items, grad_rows)
+        if scored is not None:
+            items, grad_bias = items[scored], grad_bias[scored]
+        optimizer.update_rows(self.item_bias.weight, items, grad_bias.unsqueeze(1))
+        return loss
+
+    def _taped_train_step(self, batch, embedded):
+        """The fused step's GRU: (the scored state, without a graph; a function that takes its
+        gradient, puts the weights' gradients in their ``.grad`` and returns the gradient for
+        ``embedded``, None without it). A stack of GRU layers on the shared embedding goes by hand
+        (GRULayer.forward_taped, backward_taped: no autograd graph for a step of a few small
+        matrices); the one-hot layer, a separate input embedding and HRNN by autograd."""
+        if not (self.STEP_BY_HAND and self.constrained_embedding):
+            if embedded is not None:
+                embedded.requires_grad_()
+            output = self._scored_state(self._train_step(batch, embedded))
+
+            def backward(grad):
+                output.backward(grad)
+                return None if embedded is None else embedded.grad
+
+            return output.detach(), backward
+        starts = batch.starts.unsqueeze(1)
+        states = [state.masked_fill(starts, 0.0) for state in self._carried_states(batch)]
+        x, input_mask = self._taped_dropout(self.embed_dropout, embedded)
+        taped, new_states = [], []
+        for layer, state in zip(self.gru_layers, states):  # as _step computes it
+            new, tape = layer.forward_taped(x, state)
+            x, mask = self._taped_dropout(self.hidden_dropout, new)
+            taped.append((layer, tape, mask))
+            new_states.append(x)
+        self._carry(batch, new_states)
+
+        def backward(grad):
+            for layer, tape, mask in reversed(taped):
+                grad = layer.backward_taped(grad if mask is None else grad * mask, tape)
+            return grad if input_mask is None else grad * input_mask
+
+        return x, backward
+
+    def _taped_dropout(self, dropout, x):
+        """(dropout(x), its scaled mask or None), drawn as torch's dropout draws it."""
+        if not (dropout.p and self.training):
+            return x, None
+        mask = torch.empty_like(x).bernoulli_(1 - dropout.p).div_(1 - dropout.p)
+        return x * mask, mask
+
+    def _scored_state(self, output):
+        """The state the items' scores read (HRNN: its session state)."""
+        return output
 
     def _heads(self, output):
         """What the items' scores read, and the log mixture weights (None for the plain softmax head)."""

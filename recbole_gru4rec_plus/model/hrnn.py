@@ -29,6 +29,7 @@ class HRNN(GRU4RecPlus):
     DATASET = UserSessionDataset
     TRAINING_UNIT = "user"  # each slot of a training step walks one user's sessions
     HIDDEN_DROPOUT_KEY = "dropout_p_hidden_ses"
+    STEP_BY_HAND = False  # the fused step runs the session and user GRUs by autograd
     OPTIONS = {
         **{key: check for key, check in GRU4RecPlus.OPTIONS.items() if key != "dropout_p_hidden"},
         "hrnn_mode": options.choice("init", "all"),
@@ -97,6 +98,12 @@ class HRNN(GRU4RecPlus):
             return output, None
         heads, log_prior = self.mixture(output[0])  # the heads read the session state; the user term joins each
         return (heads, output[1].repeat_interleave(self.mixture.n_heads, dim=0)), log_prior
+
+    def _why_not_fused(self, config):
+        return super()._why_not_fused(config) or ("user_to_output: True" if config["user_to_output"] else None)
+
+    def _scored_state(self, output):
+        return output[0]
 
     def _scores(self, output, rows, bias, items, scored):
         session, user = output

@@ -91,6 +91,38 @@ class GRULayer(nn.Module):
         candidate = torch.tanh(gates[:, 2 * size :] + reset * hidden_gates[:, 2 * size :])
         return candidate + update * (hidden - candidate)
 
+    @torch.no_grad()
+    def forward_taped(self, x, hidden):
+        """``forward`` without an autograd graph: (new state, what ``backward_taped`` reads)."""
+        size = self.hidden_size
+        gates = torch.addmm(self.input_bias, x, self.input_weight.t())
+        hidden_gates = torch.addmm(self.hidden_bias, hidden, self.hidden_weight)
+        reset_update = torch.sigmoid(gates[:, : 2 * size].add_(hidden_gates[:, : 2 * size]))
+        reset, update = reset_update.chunk(2, dim=1)
+        hidden_candidate = hidden_gates[:, 2 * size :]
+        candidate = torch.tanh(torch.addcmul(gates[:, 2 * size :], reset, hidden_candidate))
+        return candidate + update * (hidden - candidate), (x, hidden, reset_update, candidate, hidden_candidate)
+
+    @torch.no_grad()
+    def backward_taped(self, grad, tape):
+        """The backward of ``forward_taped``: adds the weights' gradients to their ``.grad`` and
+        returns the gradient for the input x (the state's is not needed: the carried state is
+        cut from the graph, docs/algorithm.md §1). The derivatives of the equations above:
+        with a = the candidate's input, dn = dh' (1 - z), dz = dh' (h - n), da = dn (1 - n²),
+        dr = da (h W_hn + b_hn), and the gates' inputs get dr r (1 - r), dz z (1 - z)."""
+        x, hidden, reset_update, candidate, hidden_candidate = tape
+        reset, update = reset_update.chunk(2, dim=1)
+        grad_candidate_input = (1 - update).mul_(grad).mul_(1 - candidate * candidate)
+        grad_reset_update = torch.cat((grad_candidate_input * hidden_candidate, (hidden - candidate).mul_(grad)), dim=1)
+        grad_reset_update.mul_(reset_update * (1 - reset_update))  # through the sigmoids
+        grad_gates = torch.cat((grad_reset_update, grad_candidate_input), dim=1)
+        grad_hidden_gates = torch.cat((grad_reset_update, grad_candidate_input * reset), dim=1)
+        for parameter, value in ((self.input_weight, grad_gates.t() @ x), (self.input_bias, grad_gates.sum(0)),
+                                 (self.hidden_weight, hidden.t() @ grad_hidden_gates),
+                                 (self.hidden_bias, grad_hidden_gates.sum(0))):
+            parameter.grad = value if parameter.grad is None else parameter.grad.add_(value)
+        return grad_gates @ self.input_weight
+
 
 class OneHotGRULayer(nn.Module):
     """The original's first layer for one-hot item input (no input embedding, not constrained):
