@@ -3,6 +3,8 @@
     git clone https://github.com/hidasib/GRU4Rec_PyTorch_Official /tmp/GRU4Rec_PyTorch_Official
     python bench/bench_original.py --original /tmp/GRU4Rec_PyTorch_Official            # accuracy and speed
     python bench/bench_original.py --original DIR --part speed --rounds 2               # speed only
+    python bench/bench_original.py --original DIR --part speed --speed-datasets yoochoose-100k \
+        --yoochoose session-rec/data/rsc15/prepared --variants fused compiled autograd  # the YooChoose 100k sample
     python bench/bench_original.py --original DIR --part accuracy --seeds 1 2 3         # accuracy only
 
 The original is imported from DIR and run as it is (its own iterator, sampler, optimizer and
@@ -62,10 +64,26 @@ def _events(name, n_events):
         new_session = (ratings["userId"].diff() != 0) | (ratings["timestamp"].diff() > 3600)
         return pd.DataFrame({"session_id": new_session.cumsum().to_numpy(), "item_id": ratings["movieId"].astype(str).to_numpy(),
                              "timestamp": ratings["timestamp"].astype(np.float64).to_numpy()}), 730
+    if name == "yoochoose-100k":
+        return _yoochoose_sample(), None
     sessions, items, times = zipf_sessions(n_events, n_events // 16, 5_000, transition_strength=0.5, seed=1)
     # one session a day (zipf_sessions' times): the last 4% of the days are the test set, as many validation
     return pd.DataFrame({"session_id": sessions, "item_id": items.astype(str), "timestamp": times.astype(np.float64)}), \
         (n_events // 16) * 0.04
+
+
+YOOCHOOSE = {"folder": None}  # --yoochoose: the folder of rn5l/session-rec's data/rsc15/prepared/ files
+
+
+def _yoochoose_sample():
+    """(train, test) of the YooChoose 100k sample as the session importer reads them."""
+    from recbole_gru4rec_plus.data import session_import
+
+    if not YOOCHOOSE["folder"]:
+        sys.exit("error: yoochoose-100k needs --yoochoose DIR, the folder of rn5l/session-rec's data/rsc15/prepared/ "
+                 "(yoochoose-clicks-100k_train_full.txt and yoochoose-clicks-100k_test.txt)")
+    return tuple(session_import.read_gru4rec_tsv(os.path.join(YOOCHOOSE["folder"], f"yoochoose-clicks-100k_{part}.txt"))
+                 for part in ("train_full", "test"))
 
 
 def build_dataset(work, name, n_events):
@@ -73,7 +91,10 @@ def build_dataset(work, name, n_events):
     from recbole_gru4rec_plus.data import session_import
 
     events, test_days = _events(name, n_events)
-    splits = session_import.apply_session_protocol(events, test_days, test_days)
+    if isinstance(events, tuple):  # already split into train and test files: the last training day validates
+        splits = session_import.apply_presplit_protocol(*events, valid_days=1)
+    else:
+        splits = session_import.apply_session_protocol(events, test_days, test_days)
     session_import.write_benchmark_files(splits, work, name)
     files = {}
     for split in ("train", "test"):
@@ -117,16 +138,36 @@ def worker_ours(spec):
     torch.set_num_threads(1)
     if spec.get("original_init"):
         _copy_original_initial_weights(spec, model, train_data.dataset)
+    compile_seconds = _compile_first(model, trainer, train_data) if config["compile"] else None
     seconds = []
     for epoch in range(config["epochs"]):
         start = time.perf_counter()
         trainer._train_epoch(train_data, epoch)
         seconds.append(time.perf_counter() - start)
-    result = {"epoch_seconds": seconds, "targets": int(train_data.sessions.n_targets)}
+    result = {"epoch_seconds": seconds, "targets": int(train_data.sessions.n_targets), "compile_seconds": compile_seconds}
     if spec["evaluate"]:
         test = trainer.evaluate(test_data, load_best_model=False)
         result.update(recall=float(test["recall@20"]), mrr=float(test["mrr@20"]))
     return result
+
+
+def _compile_first(model, trainer, train_data):
+    """compile: True compiles at a run's first step: do it on a copy of the model's and optimizer's state,
+    then put the state back, so the timed epochs start where an eager run starts. The compile seconds."""
+    import copy
+
+    state = copy.deepcopy((model.state_dict(), trainer.optimizer.state_dict(), model.sampler.state_dict()))
+    model.train()
+    model.reset_session_state()
+    started = time.perf_counter()
+    batch = next(iter(train_data))
+    trainer.optimizer.zero_grad(set_to_none=True)
+    model.train_step(batch, trainer.optimizer)
+    seconds = time.perf_counter() - started
+    model.load_state_dict(state[0])
+    trainer.optimizer.load_state_dict(state[1])
+    model.sampler.load_state_dict(state[2])
+    return [seconds]
 
 
 def worker_original(spec):
@@ -318,9 +359,12 @@ def worker_lockstep(spec):
         original_optimizer.step()
         torch.manual_seed(step)
         trainer.optimizer.zero_grad(set_to_none=True)
-        our_loss = model.calculate_loss(batch)
-        our_loss.backward()
-        trainer.optimizer.step()
+        if model.fused:  # the step the trainer takes (fused_step: True, the default)
+            our_loss = model.train_step(batch, trainer.optimizer)
+        else:
+            our_loss = model.calculate_loss(batch)
+            our_loss.backward()
+            trainer.optimizer.step()
         differences.append(abs(our_loss.item() - loss.item()) / abs(loss.item()))
     return {"differences": differences, "ended_together": ended_together}
 
@@ -380,25 +424,43 @@ def accuracy(args, datasets):
     return "\n".join(lines)
 
 
+# GRU4RecPlus's variants in the speed part: label -> the options it runs with
+VARIANTS = {"fused": {}, "compiled": {"compile": True}, "autograd": {"fused_step": False}}
+_DEFAULTS = "defaults"
+
+
 def speed(args, datasets):
+    """Training events/s of the original and of GRU4RecPlus's variants, each run in its own process, interleaved:
+    ``fused`` (the default step), ``compiled`` (compile: True; its one-off compile time apart: whole epochs are
+    timed after it) and ``autograd`` (fused_step: False, the step before the fused one)."""
+    kinds = ["original", *args.variants]
     lines = [f"Speed: training events/s over {args.speed_epochs} whole epoch(s), one thread, best of {args.rounds} "
-             f"interleaved round(s).", "",
-             "| data | setting | batch | original ev/s | ours ev/s | ours / original |", "|---|---|---:|---:|---:|---:|"]
+             f"interleaved round(s); GRU4RecPlus as {', '.join(f'{v} ({VARIANTS[v] or _DEFAULTS})' for v in args.variants)}; "
+             f"x: its events/s over the original's.", "",
+             "| data | setting | batch | original ev/s | " + " | ".join(f"{v} ev/s (x)" for v in args.variants)
+             + (" | compile s |" if "compiled" in args.variants else " |"),
+             "|---|---|---:|---:|" + "---:|" * (len(args.variants) + ("compiled" in args.variants))]
     for dataset in datasets:
         for setting in args.settings:
             for batch_size in args.batch_sizes:
                 overrides = {"epochs": args.speed_epochs, "train_batch_size": batch_size}
                 spec = _spec(args, dataset, setting, args.seeds[0], overrides, evaluate=False)
-                best = {"original": 0.0, "ours": 0.0}
+                best, compile_seconds = dict.fromkeys(kinds, 0.0), []
                 for _ in range(args.rounds):
-                    for kind in best:
-                        result = run_worker(kind, spec)
+                    for kind in kinds:
+                        if kind == "original":
+                            result = run_worker("original", spec)
+                        else:
+                            result = run_worker("ours", {**spec, "overrides": {**spec["overrides"], **VARIANTS[kind]}})
                         best[kind] = max(best[kind], result["targets"] * len(result["epoch_seconds"]) / sum(result["epoch_seconds"]))
-                ratio = best["ours"] / best["original"]
-                print(f"{dataset['name']} {setting} batch {batch_size}: original {best['original']:,.0f} ev/s, "
-                      f"ours {best['ours']:,.0f} ev/s ({ratio:.2f}x)", flush=True)
-                lines.append(f"| {dataset['name']} | {setting} | {batch_size} | {best['original']:,.0f} | {best['ours']:,.0f} "
-                             f"| {ratio:.2f}x |")
+                        compile_seconds += result.get("compile_seconds") or []
+                ratio = {kind: best[kind] / best["original"] for kind in kinds}
+                print(f"{dataset['name']} {setting} batch {batch_size}: " + ", ".join(
+                    f"{kind} {best[kind]:,.0f} ev/s ({ratio[kind]:.2f}x)" for kind in kinds), flush=True)
+                cells = [f"{best['original']:,.0f}"] + [f"{best[v]:,.0f} ({ratio[v]:.2f}x)" for v in args.variants]
+                if "compiled" in args.variants:
+                    cells.append(f"{min(compile_seconds):.0f}-{max(compile_seconds):.0f}" if compile_seconds else "")
+                lines.append(f"| {dataset['name']} | {setting} | {batch_size} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -425,7 +487,8 @@ def _original_commit(folder):
 def lockstep(args, datasets):
     steps = f"{args.lockstep_steps} steps" if args.lockstep_steps else "one whole epoch"
     lines = [f"Lockstep, float64, {steps} per setting: both implementations from the original's initial weights "
-             f"(every layer copied), with the same batches, samples and dropout masks; the relative difference of "
+             f"(every layer copied), with the same batches, samples and dropout masks, GRU4RecPlus taking the step its "
+             f"trainer takes (the fused step; autograd's for the one-hot and separate-embedding input layers' GRU); the relative difference of "
              f"the two step losses (rounding, ~1e-16, at first; with the RSC15 setting's learning rate of 0.2 it then grows "
              f"about 3x a step, as that training amplifies any float perturbation: the control at 0.05 stays near "
              f"rounding for the whole epoch). 'schedule': whether both epochs ended at the same step, the batches (inputs and "
@@ -487,7 +550,10 @@ def main():
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--epochs", type=int, default=10, help="training epochs of the accuracy runs (default 10)")
     parser.add_argument("--synthetic-events", type=int, default=200_000)
-    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32, 64])
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32, 64, 128])
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=["fused", "compiled"],
+                        help="speed: GRU4RecPlus's steps to time beside the original (autograd: the step before fusing)")
+    parser.add_argument("--yoochoose", help="folder of rn5l/session-rec's data/rsc15/prepared/ files (dataset yoochoose-100k)")
     parser.add_argument("--speed-epochs", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--transplant", action="store_true", help="also test the original's weights with RecBole's evaluator")
@@ -506,6 +572,7 @@ def main():
     if not args.original or not os.path.isfile(os.path.join(args.original, "gru4rec_pytorch.py")):
         sys.exit("error: --original must name a checkout of hidasib/GRU4Rec_PyTorch_Official (holding gru4rec_pytorch.py)")
     args.original = os.path.abspath(args.original)
+    YOOCHOOSE["folder"] = args.yoochoose
     started = time.time()
     parts = []
     with tempfile.TemporaryDirectory() as work:
