@@ -26,6 +26,8 @@ class IndexedAdagradM(torch.optim.Optimizer):
     so momentum is not applied to them); duplicate rows are summed first, and a gradient whose
     rows are already sorted and distinct is used as it is. Dense gradients update the whole tensor.
     Note eps is inside the sqrt (GRU4Rec), unlike torch.optim.Adagrad's sqrt(acc) + eps.
+    ``update_rows`` takes a row gradient directly (the fused step); ``compile`` compiles the row
+    updates with torch.compile.
     """
 
     def __init__(self, params, lr=0.05, momentum=0.0, eps=1e-6, compile=False):

@@ -352,11 +352,12 @@ class GRU4RecPlus(SequentialRecommender):
         return loss if n_rows == self.n_slots else loss * (n_rows / self.n_slots)
 
     def train_step(self, batch, optimizer):
-        """One training step with fused gradients: the GRU's forward and backward by autograd, the
-        scores, final activation and loss with their gradients in one function (``fused_step.py``,
-        compiled with ``compile: True``), and the step's item rows updated from dense row gradients
-        (no sparse tensors). The same step as ``calculate_loss`` + backward + ``optimizer.step()``.
-        Returns the step loss, a 0-dim tensor that nothing here reads (no per-step synchronisation).
+        """One training step with fused gradients (docs/algorithm.md §3, "The fused step"): the GRU's
+        forward and backward (``_taped_train_step``), the scores, final activation and loss with
+        their gradients in one function (``fused_step.py``, compiled with ``compile: True``), and
+        the step's item rows updated from dense row gradients (no sparse tensors). The same step as
+        ``calculate_loss`` + backward + ``optimizer.step()`` (tests/test_fused_step.py). Returns the
+        step loss, a 0-dim tensor that nothing here reads (no per-step synchronisation).
         """
         items, slots, n_scored, scored = self._columns(batch)
         rows = self.item_embedding.weight.detach().index_select(0, items)
