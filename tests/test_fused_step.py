@@ -189,3 +189,15 @@ def test_a_function_that_cannot_compile_warns_once_and_runs_eagerly(monkeypatch,
     assert torch.equal(double(torch.ones(2)), torch.full((2,), 2.0))
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warnings == ["compile: True could not compile the doubling (RuntimeError: no C++ compiler found); running it eagerly"]
+
+
+def test_a_nan_step_loss_stops_the_epoch_with_one_line_naming_the_learning_rate(in_tmp_dir, monkeypatch):
+    """The step losses are summed on the device and checked once an epoch: a NaN still stops the run."""
+    from recbole_gru4rec_plus import PluginError
+    from recbole_gru4rec_plus.trainer import get_trainer_class
+
+    config, train_data, _, _, model = prepare(**SMALL)
+    trainer = get_trainer_class(type(model))(config, model)
+    monkeypatch.setattr(model, "train_step", lambda batch, optimizer: torch.tensor(float("nan")))
+    with pytest.raises(PluginError, match=r"the training loss became NaN in epoch 3: lower learning_rate \(now 0.05\)"):
+        trainer._train_epoch(train_data, 3)

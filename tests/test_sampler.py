@@ -135,5 +135,7 @@ def test_the_saved_state_is_small_and_resumes_the_draws_exactly():
 def test_samples_are_served_on_the_samplers_device_one_copy_per_cache():
     """The model's device (a GPU's): the cache is moved there once per refill, never a step's draws."""
     s = PopularitySampler(SUPPORTS, 0.5, n_sample=7, cache_size=3, seed=1, device="meta")
-    assert [s.sample().device.type for _ in range(5)] == ["meta"] * 5
+    samples = [s.sample() for _ in range(5)]
+    assert [sample.device.type for sample in samples] == ["meta"] * 5
+    assert samples[-1]._base is s._cache  # a row of the cache on the device, not a copy made for the step
     assert PopularitySampler(SUPPORTS, 0.5, n_sample=0, cache_size=3, device="meta").sample().device.type == "meta"

@@ -248,12 +248,15 @@ class GRU4RecPlus(SequentialRecommender):
             states = [state.index_select(0, batch.slots) for state in states]
         return states
 
+    def _starting_states(self, batch):
+        """The states a training step starts from: the carried ones, zero where a row starts a session."""
+        starts = batch.starts.unsqueeze(1)
+        return [state.masked_fill(starts, 0.0) for state in self._carried_states(batch)]
+
     def _train_step(self, batch, embedded):
         """The rows' output of one training step (zero state where a row starts a session); the
         new states are carried to the next step."""
-        starts = batch.starts.unsqueeze(1)
-        states = [state.masked_fill(starts, 0.0) for state in self._carried_states(batch)]
-        new_states = self._step(batch.inputs, states, embedded)
+        new_states = self._step(batch.inputs, self._starting_states(batch), embedded)
         self._carry(batch, new_states)
         return new_states[-1]
 
@@ -395,11 +398,9 @@ class GRU4RecPlus(SequentialRecommender):
                 return None if embedded is None else embedded.grad
 
             return output.detach(), backward
-        starts = batch.starts.unsqueeze(1)
-        states = [state.masked_fill(starts, 0.0) for state in self._carried_states(batch)]
         x, input_mask = self._taped_dropout(self.embed_dropout, embedded)
         taped, new_states = [], []
-        for layer, state in zip(self.gru_layers, states):  # as _step computes it
+        for layer, state in zip(self.gru_layers, self._starting_states(batch)):  # as _step computes it
             new, tape = layer.forward_taped(x, state)
             x, mask = self._taped_dropout(self.hidden_dropout, new)
             taped.append((layer, tape, mask))

@@ -81,23 +81,22 @@ class GRULayer(nn.Module):
 
     def forward(self, x, hidden, gate_input=None):
         """The new state; ``gate_input`` (rows × 2H), if given, is added to the reset and update gates' inputs."""
-        gates = torch.addmm(self.input_bias, x, self.input_weight.t())
-        hidden_gates = torch.addmm(self.hidden_bias, hidden, self.hidden_weight)
-        size = self.hidden_size
-        reset_update = gates[:, : 2 * size] + hidden_gates[:, : 2 * size]
-        if gate_input is not None:
-            reset_update = reset_update + gate_input
-        reset, update = torch.sigmoid(reset_update).chunk(2, dim=1)
-        candidate = torch.tanh(gates[:, 2 * size :] + reset * hidden_gates[:, 2 * size :])
-        return candidate + update * (hidden - candidate)
+        return self._new_state(x, hidden, gate_input)[0]
 
     @torch.no_grad()
     def forward_taped(self, x, hidden):
         """``forward`` without an autograd graph: (new state, what ``backward_taped`` reads)."""
+        return self._new_state(x, hidden)
+
+    def _new_state(self, x, hidden, gate_input=None):
+        """(new state, the intermediate values the backward reads)."""
         size = self.hidden_size
         gates = torch.addmm(self.input_bias, x, self.input_weight.t())
         hidden_gates = torch.addmm(self.hidden_bias, hidden, self.hidden_weight)
-        reset_update = torch.sigmoid(gates[:, : 2 * size].add_(hidden_gates[:, : 2 * size]))
+        reset_update = gates[:, : 2 * size].add_(hidden_gates[:, : 2 * size])
+        if gate_input is not None:
+            reset_update = reset_update + gate_input
+        reset_update = torch.sigmoid(reset_update)
         reset, update = reset_update.chunk(2, dim=1)
         hidden_candidate = hidden_gates[:, 2 * size :]
         candidate = torch.tanh(torch.addcmul(gates[:, 2 * size :], reset, hidden_candidate))
